@@ -20,6 +20,8 @@ var (
 	ErrQuota     = errors.New("quota exceeded")
 	ErrForbidden = errors.New("forbidden")
 	ErrInvalid   = errors.New("invalid argument")
+	// ErrUnavailable is a temporary server-side failure (disk full, store down): retry later.
+	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrAuth is the one error for every failed decryption, signature or commitment check on data
 	// received from the server. It never says which check failed (no oracle).
 	ErrAuth = errors.New("authentication failed")
