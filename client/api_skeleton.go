@@ -186,7 +186,9 @@ func (c *Client) Trash(ctx context.Context) ([]*Entry, error) { panic("unimpleme
 
 // RestoreTrash moves a trashed node (by name as shown in Trash, or node ID) back to where it was
 // (or to dst if not empty).
-func (c *Client) RestoreTrash(ctx context.Context, nameOrID, dst string) error { panic("unimplemented") }
+func (c *Client) RestoreTrash(ctx context.Context, nameOrID, dst string) error {
+	panic("unimplemented")
+}
 
 // EmptyTrash permanently deletes everything in the trash (signed tombstones).
 func (c *Client) EmptyTrash(ctx context.Context) (int, error) { panic("unimplemented") }
@@ -201,7 +203,9 @@ type Version struct {
 }
 
 // Versions lists a file's versions, newest first (verified signatures and prev-hash chain).
-func (c *Client) Versions(ctx context.Context, path string) ([]Version, error) { panic("unimplemented") }
+func (c *Client) Versions(ctx context.Context, path string) ([]Version, error) {
+	panic("unimplemented")
+}
 
 // RestoreVersion makes an older version current again (as a new version).
 func (c *Client) RestoreVersion(ctx context.Context, path string, version uint64) error {
