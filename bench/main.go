@@ -1,0 +1,393 @@
+// Command bench measures Coffer end to end against the physical limit on this machine and prints
+// a Markdown table (the README's benchmark section).
+//
+//	go run ./bench [-dir DIR] [-big 1GiB] [-small 10000] [-medium 1000] [-list 100000]
+//
+// It builds the coffer binary, starts `coffer serve` on loopback with the embedded defaults
+// (SQLite + local disk), signs up a user and times real `coffer put` / `coffer get` / `coffer ls`
+// processes. Each transfer is compared with `cp -r` + `sync` of the same data on the same disk in
+// the same run. Peak RSS is the child's rusage maximum (CLI) and the server's VmHWM, reset before
+// each phase. Downloads are byte-compared with the source.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	dir    string
+	big    int64
+	small  int
+	medium int
+	list   int
+	keep   bool
+}
+
+type row struct {
+	op, data         string
+	coffer, baseline time.Duration
+	target           string
+	limit            float64 // max ratio (0: absolute target in absLimit)
+	absLimit         time.Duration
+	rate             string
+	cliRSS, srvRSS   int64 // KiB
+}
+
+func main() {
+	var c config
+	var bigS string
+	flag.StringVar(&c.dir, "dir", "", "work directory (default: a new folder under /var/tmp)")
+	flag.StringVar(&bigS, "big", "1GiB", "size of the big file")
+	flag.IntVar(&c.small, "small", 10000, "number of 4 KiB files")
+	flag.IntVar(&c.medium, "medium", 1000, "number of 1 MiB files")
+	flag.IntVar(&c.list, "list", 100000, "entries in the listed folder (0 skips)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	flag.Parse()
+	var err error
+	if c.big, err = parseSize(bigS); err != nil {
+		fatal(err)
+	}
+	if err := run(context.Background(), c); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if strings.HasSuffix(s, u.suf) {
+			s, mult = strings.TrimSuffix(s, u.suf), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
+	}
+	return n * mult, nil
+}
+
+func run(ctx context.Context, c config) error {
+	if c.dir == "" {
+		d, err := os.MkdirTemp("/var/tmp", "coffer-bench-")
+		if err != nil {
+			return err
+		}
+		c.dir = d
+	}
+	if !c.keep {
+		defer os.RemoveAll(c.dir)
+	}
+	bin := filepath.Join(c.dir, "coffer")
+	logf("building %s", bin)
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/coffer").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v: %s", err, out)
+	}
+
+	data := filepath.Join(c.dir, "data")
+	logf("generating data in %s", data)
+	if err := genFile(filepath.Join(data, "big", "big.bin"), c.big, 1); err != nil {
+		return err
+	}
+	if err := genTree(filepath.Join(data, "small"), c.small, 100, 4<<10, 2); err != nil {
+		return err
+	}
+	if err := genTree(filepath.Join(data, "medium"), c.medium, 10, 1<<20, 3); err != nil {
+		return err
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	srv := exec.CommandContext(ctx, bin, "serve", "--data", filepath.Join(c.dir, "srv"), "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	srvLog, err := os.Create(filepath.Join(c.dir, "server.log"))
+	if err != nil {
+		return err
+	}
+	srv.Stdout, srv.Stderr = srvLog, srvLog
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
+	if err := waitHealthy(url); err != nil {
+		return err
+	}
+
+	env := append(os.Environ(), "COFFER_SERVER="+url, "COFFER_PASSWORD=bench-password-123",
+		"COFFER_CONFIG_DIR="+filepath.Join(c.dir, "cfg"))
+	cli := func(args ...string) (time.Duration, int64, error) {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = env
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = io.Discard, &out
+		t0 := time.Now()
+		err := cmd.Run()
+		d := time.Since(t0)
+		if err != nil {
+			return d, 0, fmt.Errorf("coffer %s: %v: %s", strings.Join(args, " "), err, out.String())
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		return d, ru.Maxrss, nil
+	}
+	if _, _, err := cli("signup", "bench"); err != nil {
+		return err
+	}
+
+	var rows []row
+	sets := []struct {
+		name, label string
+		limit       float64
+		files       int
+		bytes       int64
+	}{
+		{"big", fmt.Sprintf("1 file, %s", human(c.big)), 2.5, 1, c.big},
+		{"small", fmt.Sprintf("%d x 4 KiB", c.small), 0, c.small, int64(c.small) * 4 << 10},
+		{"medium", fmt.Sprintf("%d x 1 MiB", c.medium), 2.5, c.medium, int64(c.medium) << 20},
+	}
+	for _, s := range sets {
+		src := filepath.Join(data, s.name)
+		base, err := cpSync(src, filepath.Join(c.dir, "cp-"+s.name))
+		if err != nil {
+			return err
+		}
+		resetHWM(srv.Process.Pid)
+		up, upRSS, err := cli("put", "--no-progress", src, "/"+s.name)
+		if err != nil {
+			return err
+		}
+		upSrv := hwm(srv.Process.Pid)
+		dst := filepath.Join(c.dir, "dl-"+s.name)
+		resetHWM(srv.Process.Pid)
+		down, downRSS, err := cli("get", "--no-progress", "/"+s.name, dst)
+		if err != nil {
+			return err
+		}
+		downSrv := hwm(srv.Process.Pid)
+		if out, err := exec.Command("diff", "-r", "-q", src, dst).CombinedOutput(); err != nil {
+			return fmt.Errorf("download of %s differs: %v: %s", s.name, err, out)
+		}
+		r := func(op string, d time.Duration, cliRSS, srvRSS int64) row {
+			rw := row{op: op, data: s.label, coffer: d, baseline: base, cliRSS: cliRSS, srvRSS: srvRSS}
+			if s.limit > 0 {
+				rw.limit, rw.target = s.limit, fmt.Sprintf("<= %.1fx cp+sync", s.limit)
+			} else {
+				rw.target = ">= 2,500 files/s"
+				rw.absLimit = time.Duration(float64(s.files) / 2500 * float64(time.Second))
+			}
+			rw.rate = rate(s.files, s.bytes, d)
+			return rw
+		}
+		rows = append(rows, r("upload", up, upRSS, upSrv), r("download", down, downRSS, downSrv))
+		_ = os.RemoveAll(dst)
+		_ = os.RemoveAll(filepath.Join(c.dir, "cp-"+s.name))
+	}
+
+	if c.list > 0 {
+		logf("generating %d entries for the listing benchmark", c.list)
+		src := filepath.Join(data, "list")
+		if err := genFlat(src, c.list); err != nil {
+			return err
+		}
+		if _, _, err := cli("put", "--no-progress", src, "/list"); err != nil {
+			return err
+		}
+		resetHWM(srv.Process.Pid)
+		d, rss, err := cli("ls", "/list")
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{op: "list (verified, cold process)", data: fmt.Sprintf("%d entries", c.list),
+			coffer: d, target: "<= 3 s", absLimit: 3 * time.Second, cliRSS: rss, srvRSS: hwm(srv.Process.Pid),
+			rate: fmt.Sprintf("%.0f entries/s", float64(c.list)/d.Seconds())})
+	}
+	printTable(os.Stdout, rows)
+	return nil
+}
+
+func printTable(w io.Writer, rows []row) {
+	fmt.Fprintln(w, "| operation | data | coffer | cp+sync | ratio | rate | target | met | CLI peak RSS | server peak RSS |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		ratio, base, met := "-", "-", true
+		if r.baseline > 0 {
+			q := r.coffer.Seconds() / r.baseline.Seconds()
+			ratio, base = fmt.Sprintf("%.2fx", q), secs(r.baseline)
+			if r.limit > 0 {
+				met = q <= r.limit
+			}
+		}
+		if r.absLimit > 0 {
+			met = r.coffer <= r.absLimit
+		}
+		if r.cliRSS > 100<<10 || r.srvRSS > 150<<10 {
+			met = false
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.op, r.data, secs(r.coffer), base,
+			ratio, r.rate, r.target, map[bool]string{true: "yes", false: "**no**"}[met],
+			fmt.Sprintf("%.0f MiB", float64(r.cliRSS)/1024), fmt.Sprintf("%.0f MiB", float64(r.srvRSS)/1024))
+	}
+	fmt.Fprintln(w, "\nRSS targets: CLI <= 100 MiB, server <= 150 MiB.")
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func rate(files int, bytes int64, d time.Duration) string {
+	if files > 1 {
+		return fmt.Sprintf("%.0f files/s, %.0f MB/s", float64(files)/d.Seconds(), float64(bytes)/1e6/d.Seconds())
+	}
+	return fmt.Sprintf("%.0f MB/s", float64(bytes)/1e6/d.Seconds())
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// cpSync copies src into dst with cp -r and flushes with sync, returning the time of both.
+func cpSync(src, dst string) (time.Duration, error) {
+	_ = os.RemoveAll(dst)
+	if err := exec.Command("sync").Run(); err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("cp: %v: %s", err, out)
+	}
+	if err := exec.Command("sync").Run(); err != nil {
+		return 0, err
+	}
+	return time.Since(t0), nil
+}
+
+func genFile(path string, size int64, seed uint64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	w := bufio.NewWriterSize(f, 1<<20)
+	if _, err := io.CopyN(w, r, size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func genTree(root string, n, dirs int, size int64, seed uint64) error {
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	buf := make([]byte, size)
+	for i := 0; i < n; i++ {
+		dir := filepath.Join(root, fmt.Sprintf("d%03d", i%dirs))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%06d.bin", i)), buf, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func genFlat(root string, n int) error {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("entry-%06d.txt", i)), []byte{byte(i)}, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitHealthy(url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("server did not become healthy within 30 s")
+}
+
+// resetHWM resets the peak RSS of pid (Linux: writing 5 to clear_refs).
+func resetHWM(pid int) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// hwm returns the peak RSS of pid in KiB.
+func hwm(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
