@@ -201,3 +201,8 @@ func isZero(b []byte) bool {
 	}
 	return acc == 0
 }
+
+// invalidf is an error in caller-supplied input.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("format: "+format+": %w", append(args, coffer.ErrInvalid)...)
+}

@@ -107,7 +107,9 @@ type RecoveryKey [32]byte
 func (mk MasterKey) RecoveryKey() RecoveryKey { return derive(mk[:], "coffer/v1 recovery key") }
 
 // recoveryEncoding is RFC 4648 base32, standard alphabet, no padding.
-var recoveryEncoding = base32.StdEncoding.WithPadding(base32.NoPadding) //nolint:gochecknoglobals // immutable
+func recoveryEncoding() *base32.Encoding {
+	return base32.StdEncoding.WithPadding(base32.NoPadding)
+}
 
 func recoveryChecksum(rk RecoveryKey) [2]byte {
 	sum := sha256.Sum256(append([]byte("coffer/v1 recovery checksum"), rk[:]...))
@@ -121,7 +123,7 @@ const RecoveryKeyLen = 55 + 10
 // dash-separated groups of five characters.
 func (rk RecoveryKey) String() string {
 	sum := recoveryChecksum(rk)
-	enc := recoveryEncoding.EncodeToString(append(rk[:], sum[:]...))
+	enc := recoveryEncoding().EncodeToString(append(rk[:], sum[:]...))
 	var sb strings.Builder
 	for i := 0; i < len(enc); i += 5 {
 		if i > 0 {
@@ -153,8 +155,8 @@ func ParseRecoveryKey(s string) (RecoveryKey, error) {
 	if len(clean) != 55 {
 		return rk, fmt.Errorf("format: recovery key: %d characters, want 55: %w", len(clean), coffer.ErrInvalid)
 	}
-	raw, err := recoveryEncoding.Strict().DecodeString(string(clean))
-	if err != nil || len(raw) != 34 {
+	raw, err := recoveryEncoding().DecodeString(string(clean))
+	if err != nil || len(raw) != 34 || recoveryEncoding().EncodeToString(raw) != string(clean) {
 		return rk, fmt.Errorf("format: recovery key: invalid character (base32 A-Z, 2-7): %w", coffer.ErrInvalid)
 	}
 	copy(rk[:], raw)

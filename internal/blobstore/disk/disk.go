@@ -1,0 +1,342 @@
+// Package disk is the embedded blobstore.Store: one file per blob on a local file system.
+//
+// Layout under the store's directory:
+//
+//	blobs/ab/cd/abcd…(64 hex digits)   the blob whose ID starts with bytes 0xab 0xcd
+//	tmp/                               uploads in progress (emptied by New)
+//
+// A Put streams into a temporary file while hashing, fsyncs it, renames it into place and fsyncs
+// the directory, so a blob is either complete and durable or absent. One process owns a
+// directory: New removes leftover temporary files, which would break a second process's
+// in-flight uploads.
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"coffer"
+	"coffer/internal/blobstore"
+)
+
+// bufSize is the copy buffer of Put. Buffers are pooled, so memory is bounded by the number of
+// concurrent uploads times bufSize.
+const bufSize = 256 << 10
+
+// Store is a blobstore.Store on a local directory. It is safe for concurrent use.
+type Store struct {
+	blobs string // dir/blobs
+	tmp   string // dir/tmp
+	bufs  sync.Pool
+}
+
+var _ blobstore.Store = (*Store)(nil)
+
+// New opens (creating if needed) a store rooted at dir and removes temporary files a crashed
+// process left behind.
+func New(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("disk: new: empty directory: %w", coffer.ErrInvalid)
+	}
+	s := &Store{
+		blobs: filepath.Join(dir, "blobs"),
+		tmp:   filepath.Join(dir, "tmp"),
+	}
+	s.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	for _, d := range []string{s.blobs, s.tmp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("disk: new: %w", mapErr(err))
+		}
+	}
+	entries, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return nil, fmt.Errorf("disk: new: %w", mapErr(err))
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.tmp, e.Name())); err != nil {
+			return nil, fmt.Errorf("disk: new: remove stale temp file: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// path returns the blob's directory and file path.
+func (s *Store) path(id coffer.BlobID) (dir, file string) {
+	h := id.String()
+	dir = filepath.Join(s.blobs, h[0:2], h[2:4])
+	return dir, filepath.Join(dir, h)
+}
+
+// Put implements blobstore.Store. Out-of-space errors wrap coffer.ErrUnavailable.
+func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64) (_ coffer.BlobID, err error) {
+	if size < 0 {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: negative size %d: %w", size, coffer.ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+	}
+	f, err := os.CreateTemp(s.tmp, "put-*")
+	if err != nil {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: create temp file: %w", mapErr(err))
+	}
+	tmpName := f.Name()
+	closed := false
+	defer func() {
+		if !closed {
+			f.Close()
+		}
+		if err != nil {
+			os.Remove(tmpName)
+		}
+	}()
+
+	h := sha256.New()
+	bp := s.bufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, size+1)}, *bp)
+	s.bufs.Put(bp)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+		}
+		return coffer.BlobID{}, fmt.Errorf("disk: put: copy: %w", mapErr(err))
+	}
+	if n != size {
+		if n > size {
+			return coffer.BlobID{}, fmt.Errorf("disk: put: reader yielded more than the declared %d bytes: %w", size, coffer.ErrCorrupt)
+		}
+		return coffer.BlobID{}, fmt.Errorf("disk: put: reader yielded %d bytes, want %d: %w", n, size, coffer.ErrCorrupt)
+	}
+	var sum coffer.BlobID
+	h.Sum(sum[:0])
+	if !id.IsZero() && id != sum {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: blob %s: content hashes to %s: %w", id, sum, coffer.ErrCorrupt)
+	}
+	if err := f.Sync(); err != nil {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: sync: %w", mapErr(err))
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: close: %w", mapErr(err))
+	}
+	if err := ctx.Err(); err != nil {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+	}
+
+	dir, final := s.path(sum)
+	if _, err := os.Stat(final); err == nil {
+		os.Remove(tmpName) // already stored: the existing file is intact and durable
+		return sum, nil
+	}
+	if err := s.mkdirs(dir); err != nil {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+	}
+	if err := os.Rename(tmpName, final); err != nil {
+		return coffer.BlobID{}, fmt.Errorf("disk: put: rename: %w", mapErr(err))
+	}
+	if err := syncDir(dir); err != nil {
+		// The blob is complete and correct but maybe not durable, so the caller must not record
+		// it. It stays in place: a concurrent Put of the same blob may already have succeeded.
+		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+	}
+	return sum, nil
+}
+
+// mkdirs creates blobs/ab/cd, fsyncing each parent in which it created an entry so that the new
+// directories survive a crash.
+func (s *Store) mkdirs(dir string) error {
+	parent := filepath.Dir(dir)
+	for _, d := range []struct{ dir, parent string }{{parent, s.blobs}, {dir, parent}} {
+		err := os.Mkdir(d.dir, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mkdir: %w", mapErr(err))
+		}
+		if err := syncDir(d.parent); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", mapErr(err))
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir: %w", mapErr(err))
+	}
+	return nil
+}
+
+// Get implements blobstore.Store.
+func (s *Store) Get(ctx context.Context, id coffer.BlobID, offset, length int64) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("disk: get: %w", err)
+	}
+	_, name := s.path(id)
+	f, err := os.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("disk: get: blob %s: %w", id, coffer.ErrNotFound)
+		}
+		return nil, fmt.Errorf("disk: get: %w", mapErr(err))
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("disk: get: %w", mapErr(err))
+	}
+	size := fi.Size()
+	if length < 0 {
+		length = size - offset
+	}
+	if offset < 0 || offset > size || length < 0 || length > size-offset {
+		f.Close()
+		return nil, fmt.Errorf("disk: get: blob %s: range [%d, +%d) outside its %d bytes: %w",
+			id, offset, length, size, coffer.ErrInvalid)
+	}
+	return &fileSection{SectionReader: io.NewSectionReader(f, offset, length), f: f}, nil
+}
+
+// fileSection reads a range of a file and closes the file.
+type fileSection struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (fs *fileSection) Close() error { return fs.f.Close() }
+
+// Stat implements blobstore.Store.
+func (s *Store) Stat(ctx context.Context, id coffer.BlobID) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("disk: stat: %w", err)
+	}
+	_, name := s.path(id)
+	fi, err := os.Stat(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("disk: stat: blob %s: %w", id, coffer.ErrNotFound)
+		}
+		return 0, fmt.Errorf("disk: stat: %w", mapErr(err))
+	}
+	return fi.Size(), nil
+}
+
+// Delete implements blobstore.Store. Empty fan-out directories are kept (there are at most 65,536).
+func (s *Store) Delete(ctx context.Context, id coffer.BlobID) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("disk: delete: %w", err)
+	}
+	_, name := s.path(id)
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("disk: delete: %w", mapErr(err))
+	}
+	return nil
+}
+
+// List implements blobstore.Store. Files whose names are not blob IDs in their right place are
+// skipped. It reads one directory at a time, so memory is bounded by the largest leaf directory.
+func (s *Store) List(ctx context.Context, fn func(id coffer.BlobID, size int64) error) error {
+	top, err := readHexDirs(s.blobs)
+	if err != nil {
+		return fmt.Errorf("disk: list: %w", err)
+	}
+	for _, a := range top {
+		mid, err := readHexDirs(filepath.Join(s.blobs, a))
+		if err != nil {
+			return fmt.Errorf("disk: list: %w", err)
+		}
+		for _, b := range mid {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("disk: list: %w", err)
+			}
+			dir := filepath.Join(s.blobs, a, b)
+			entries, err := os.ReadDir(dir) // sorted by name: ascending hex is ascending ID
+			if err != nil {
+				return fmt.Errorf("disk: list: %w", mapErr(err))
+			}
+			for _, e := range entries {
+				name := e.Name()
+				if !e.Type().IsRegular() || len(name) != 64 || name[0:2] != a || name[2:4] != b || !isLowerHex(name) {
+					continue
+				}
+				var id coffer.BlobID
+				if _, err := hex.Decode(id[:], []byte(name)); err != nil {
+					continue
+				}
+				fi, err := e.Info()
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // deleted while listing
+				}
+				if err != nil {
+					return fmt.Errorf("disk: list: %w", mapErr(err))
+				}
+				if err := fn(id, fi.Size()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readHexDirs returns the sorted names of the two-hex-digit subdirectories of dir.
+func readHexDirs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && len(e.Name()) == 2 && isLowerHex(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// mapErr adds coffer.ErrUnavailable to the chain of out-of-space errors (disk full, disk quota)
+// and file-descriptor exhaustion, keeping err itself in the chain.
+func mapErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		return fmt.Errorf("%w: %w", coffer.ErrUnavailable, err)
+	}
+	return err
+}
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,254 @@
+package disk
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"coffer"
+	"coffer/internal/blobstore"
+	"coffer/internal/blobstore/blobstoretest"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	blobstoretest.Run(t, func(t *testing.T) blobstore.Store {
+		s := newStore(t)
+		t.Cleanup(func() {
+			// Whatever the suite did, no temporary file may be left behind.
+			if n := countFiles(t, s.tmp); n != 0 {
+				t.Errorf("%d temporary files left in %s", n, s.tmp)
+			}
+		})
+		return s
+	})
+}
+
+// countFiles counts regular files below dir.
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", dir, err)
+	}
+	return n
+}
+
+func TestLayout(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte("layout")
+	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := id.String()
+	got, err := os.ReadFile(filepath.Join(dir, "blobs", h[:2], h[2:4], h))
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("blob not at blobs/ab/cd/<id>: %v", err)
+	}
+}
+
+func TestNewRemovesStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := New(dir); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "tmp", "put-123")
+	if err := os.WriteFile(stale, []byte("half an upload"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "tmp", "junkdir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(dir); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(entries) != 0 {
+		t.Fatalf("New left %d entries in tmp/", len(entries))
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := New(""); !errors.Is(err, coffer.ErrInvalid) {
+		t.Errorf("New(\"\") = %v, want ErrInvalid", err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(file); err == nil {
+		t.Error("New on a regular file succeeded")
+	}
+}
+
+func TestFailedPutLeavesNoFiles(t *testing.T) {
+	s := newStore(t)
+	b := bytes.Repeat([]byte("x"), 100_000)
+	bad := []struct {
+		name string
+		id   coffer.BlobID
+		r    io.Reader
+		size int64
+	}{
+		{"short", coffer.BlobID{}, bytes.NewReader(b[:10]), int64(len(b))},
+		{"long", coffer.BlobID{}, bytes.NewReader(b), 10},
+		{"wrong id", coffer.BlobID{1}, bytes.NewReader(b), int64(len(b))},
+		{"reader error", coffer.BlobID{}, io.MultiReader(bytes.NewReader(b[:500]), errReader{}), int64(len(b))},
+	}
+	for _, tc := range bad {
+		if _, err := s.Put(t.Context(), tc.id, tc.r, tc.size); err == nil {
+			t.Errorf("%s: Put succeeded", tc.name)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.Put(ctx, coffer.BlobID{}, bytes.NewReader(b), int64(len(b))); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put with cancelled ctx = %v", err)
+	}
+	if n := countFiles(t, s.blobs); n != 0 {
+		t.Errorf("%d files under blobs/ after failed puts", n)
+	}
+	if n := countFiles(t, s.tmp); n != 0 {
+		t.Errorf("%d files under tmp/ after failed puts", n)
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("boom") }
+
+func TestListSkipsForeignFiles(t *testing.T) {
+	s := newStore(t)
+	b := []byte("real")
+	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := id.String()
+	// A stray file in the right directory, a blob name in the wrong directory, junk directories.
+	junk := []string{
+		filepath.Join(s.blobs, h[:2], h[2:4], "README"),
+		filepath.Join(s.blobs, "00", "00", h),
+		filepath.Join(s.blobs, "zz", "00", strings.Repeat("0", 64)),
+		filepath.Join(s.blobs, "x.txt"),
+	}
+	for _, p := range junk {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("junk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []coffer.BlobID
+	if err := s.List(t.Context(), func(id coffer.BlobID, _ int64) error { got = append(got, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != id {
+		t.Fatalf("List = %v, want just %s", got, id)
+	}
+}
+
+func TestListCancelled(t *testing.T) {
+	s := newStore(t)
+	b := []byte("a blob")
+	if _, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.List(ctx, func(coffer.BlobID, int64) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("List with cancelled ctx = %v", err)
+	}
+}
+
+// TestDiskFull fills a 2 MiB tmpfs: the put fails with ErrUnavailable (ENOSPC kept in the chain),
+// leaves no temporary file, and the store keeps working once space is freed.
+func TestDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "not root: cannot mount a tmpfs")
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		skipOrFail(t, "mount tmpfs: "+err.Error()+": "+string(out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte{7}, 3<<20)
+	_, err = s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(big), int64(len(big)))
+	if !errors.Is(err, coffer.ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Put of 3 MiB into 2 MiB = %v, want ErrUnavailable wrapping ENOSPC", err)
+	}
+	if n := countFiles(t, s.tmp) + countFiles(t, s.blobs); n != 0 {
+		t.Fatalf("%d files left after the failed put", n)
+	}
+	small := bytes.Repeat([]byte{8}, 1<<20)
+	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(small), int64(len(small)))
+	if err != nil {
+		t.Fatalf("Put of 1 MiB after freeing space: %v", err)
+	}
+	if id != sha256.Sum256(small) {
+		t.Fatal("wrong id")
+	}
+}
+
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+func BenchmarkPut4MiB(b *testing.B) {
+	s, err := New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 4<<20)
+	b.SetBytes(int64(len(data)))
+	for i := 0; b.Loop(); i++ {
+		data[0], data[1], data[2] = byte(i), byte(i>>8), byte(i>>16)
+		if _, err := s.Put(b.Context(), coffer.BlobID{}, bytes.NewReader(data), int64(len(data))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
