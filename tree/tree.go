@@ -151,7 +151,7 @@ func Apply(src Source, ops []Op) (*Result, error) {
 			}
 		}
 		slices.SortFunc(merged, func(a, b format.FolderSummary) int { return bytes.Compare(a.Folder[:], b.Folder[:]) })
-		h := bucketHash(b, merged)
+		h := format.BucketHash(b, merged)
 		next[b] = h
 		res.Buckets[b] = h
 	}
@@ -176,7 +176,7 @@ func VerifyListing(stateRoot [32]byte, buckets *[256][32]byte, bucket []format.F
 			return fmt.Errorf("tree: folder %v: bucket entry: %w", folder, coffer.ErrAuth)
 		}
 	}
-	if bucketHash(b, bucket) != buckets[b] {
+	if format.BucketHash(b, bucket) != buckets[b] {
 		return fmt.Errorf("tree: folder %v: bucket hash: %w", folder, coffer.ErrAuth)
 	}
 	for i := 1; i < len(children); i++ {
@@ -198,11 +198,3 @@ func VerifyListing(stateRoot [32]byte, buckets *[256][32]byte, bucket []format.F
 	return nil
 }
 
-// bucketHash is format.BucketHash, except that an empty bucket hashes to 32 zero bytes (so stores
-// need not materialise the 256 buckets of a new tree; FORMAT.md, "State").
-func bucketHash(b uint8, folders []format.FolderSummary) [32]byte {
-	if len(folders) == 0 {
-		return [32]byte{}
-	}
-	return format.BucketHash(b, folders)
-}
