@@ -197,4 +197,3 @@ func VerifyListing(stateRoot [32]byte, buckets *[256][32]byte, bucket []format.F
 	}
 	return nil
 }
-
