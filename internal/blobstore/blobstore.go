@@ -16,7 +16,8 @@ type Store interface {
 	// The blob is durable when Put returns nil. If r yields a different number of bytes, or id is
 	// non-zero and does not match the hash, Put stores nothing and returns an error wrapping
 	// coffer.ErrCorrupt. Storing an existing blob again succeeds and leaves it intact. A failure
-	// leaves no partial blob visible under any ID.
+	// leaves no partial blob visible under any ID. A cancelled context gives an error wrapping
+	// ctx.Err(), and an error from r stays in the returned error's chain.
 	Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64) (coffer.BlobID, error)
 	// Get returns length bytes from offset (length < 0: to the end), or an error wrapping
 	// coffer.ErrNotFound. A range past the end is an error wrapping coffer.ErrInvalid. The caller

@@ -63,7 +63,7 @@ type Accounts interface {
 	// SetCredentials replaces the credentials (password change or recovery).
 	SetCredentials(ctx context.Context, id coffer.AccountID, c Credentials) error
 	// SetBundle replaces the bundle and public keys iff the stored generation is oldGen
-	// (ErrConflict otherwise); newGen must be greater than oldGen.
+	// (ErrConflict otherwise; ErrNotFound for an unknown account); newGen must be greater than oldGen.
 	SetBundle(ctx context.Context, id coffer.AccountID, oldGen, newGen uint64, bundle, publicKeys []byte) error
 	// CreateInvite stores an unused invite code (ErrExist if present).
 	CreateInvite(ctx context.Context, code string, created time.Time) error
@@ -161,7 +161,10 @@ type Trees interface {
 	// wrapping ErrConflict and nothing is applied). Every blob in c.Records must exist and be owned
 	// by c.Owner (else ErrNotFound, nothing applied). Replaced file records move to the version
 	// history (trimmed to KeepVersions); tombstoned nodes lose their history. It appends one entry
-	// to the owner's change feed and returns its Seq.
+	// to the owner's change feed and returns its Seq. Also: ErrForbidden if Owner does not own the
+	// tree; ErrConflict for BaseVersion > 0 on an unknown tree or 0 on an existing one; ErrInvalid
+	// if Version != BaseVersion+1 or a record does not raise its node's version; ErrNotFound if a
+	// new tree's owner is not an account.
 	Commit(ctx context.Context, c Commit) (coffer.Seq, error)
 	// Head returns the tree's head (ErrNotFound for an unknown tree).
 	Head(ctx context.Context, tree coffer.TreeID) (Head, error)
@@ -173,13 +176,21 @@ type Trees interface {
 	Buckets(ctx context.Context, tree coffer.TreeID) (*[256][32]byte, error)
 	// Bucket returns the non-empty folders of one bucket, sorted by folder ID.
 	Bucket(ctx context.Context, tree coffer.TreeID, bucket uint8) ([]FolderSummary, error)
-	// Versions returns a node's kept older records, newest first.
+	// Versions returns a node's kept older records, newest first (empty, no error, for an unknown
+	// node).
 	Versions(ctx context.Context, tree coffer.TreeID, node coffer.NodeID) ([][]byte, error)
-	// Changes yields the account's feed entries with Seq > since, ascending, at most limit.
+	// Changes yields the account's feed entries with Seq > since, ascending, at most limit
+	// (ErrInvalid for limit <= 0).
 	Changes(ctx context.Context, acct coffer.AccountID, since coffer.Seq, limit int) ([]ChangeEntry, error)
 	// LatestSeq returns the account's latest Seq (0 before any commit).
 	LatestSeq(ctx context.Context, acct coffer.AccountID) (coffer.Seq, error)
+	// AllTrees yields every tree ID (for fsck and migrations), in ID order.
+	AllTrees(ctx context.Context) iter.Seq2[coffer.TreeID, error]
 }
+
+// KindFile is the record kind of files (it must equal format.KindFile; the store does not import
+// format). Only replaced file records are kept as versions.
+const KindFile uint8 = 2
 
 // BlobInfo is the bookkeeping of one stored blob.
 type BlobInfo struct {
@@ -194,7 +205,8 @@ type BlobInfo struct {
 type Blobs interface {
 	// AddBlob records a stored blob. If it exists with the same owner it only refreshes Created
 	// (so an in-flight re-upload is not collected). ErrExist if another account owns it. ErrQuota
-	// (nothing recorded) if it would take the owner over quota.
+	// (nothing recorded) if it would take the owner over quota. ErrNotFound for an unknown owner;
+	// ErrInvalid for a zero Created or a negative size.
 	AddBlob(ctx context.Context, b BlobInfo) error
 	// Blob returns one blob's bookkeeping (ErrNotFound).
 	Blob(ctx context.Context, id coffer.BlobID) (BlobInfo, error)
@@ -202,10 +214,11 @@ type Blobs interface {
 	Usage(ctx context.Context, acct coffer.AccountID) (bytes, count int64, err error)
 	// CollectableBlobs returns up to limit blobs created before cutoff that no live or kept record
 	// references, and removes their bookkeeping atomically, so a commit can no longer reference
-	// them. The caller then deletes the bytes.
+	// them. The caller then deletes the bytes. Oldest first; a blob created exactly at cutoff is not
+	// collected; ErrInvalid for limit <= 0 or a zero cutoff.
 	CollectableBlobs(ctx context.Context, cutoff time.Time, limit int) ([]BlobInfo, error)
 	// AllBlobs yields every blob's bookkeeping (for fsck), in ID order.
 	AllBlobs(ctx context.Context) iter.Seq2[BlobInfo, error]
-	// ReferencedBlobs yields every blob ID referenced by a live or kept record (for fsck).
+	// ReferencedBlobs yields every blob ID referenced by a live or kept record (for fsck), each once.
 	ReferencedBlobs(ctx context.Context) iter.Seq2[coffer.BlobID, error]
 }

@@ -99,8 +99,8 @@ func (s *Store) Usage(ctx context.Context, acct coffer.AccountID) (int64, int64,
 }
 
 // CollectableBlobs implements metastore.Blobs, oldest first (ErrInvalid for limit <= 0 or a
-// zero cutoff). It runs
-// in one write transaction, so no commit can reference a blob between the check and the removal.
+// zero cutoff). It runs in one write transaction, so no commit can reference a blob between the
+// check and the removal.
 func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit int) ([]metastore.BlobInfo, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("sqlite: collectable blobs: limit %d: %w", limit, coffer.ErrInvalid)

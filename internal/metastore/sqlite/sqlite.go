@@ -7,7 +7,9 @@
 // connections, which WAL lets run while a write is in progress.
 //
 // The schema lives in schema/NNNN_*.sql, applied in order at Open inside one transaction and
-// recorded in schema_version. One process owns a database file.
+// recorded in schema_version. Other processes (admin commands) may open the same file while a
+// server runs: SQLite's locks serialise their writes with the server's (waiting up to
+// busyTimeoutMS).
 package sqlite
 
 import (
@@ -108,14 +110,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	return s, nil
 }
 
-// Close checkpoints the WAL and closes every connection.
+// Close closes every connection. (SQLite checkpoints the WAL into the database file when the
+// last connection to it closes.)
 func (s *Store) Close() error {
-	_, cerr := s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-	if cerr != nil {
-		s.log.Warn("sqlite: checkpoint at close failed", "err", cerr)
-	}
-	err := errors.Join(s.r.Close(), s.w.Close())
-	if err != nil {
+	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil

@@ -224,3 +224,33 @@ func TestCommitValidation(t *testing.T) {
 		t.Errorf("CollectableBlobs with limit 0 = %v, want ErrInvalid", err)
 	}
 }
+
+func TestAllTrees(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "meta.db"))
+	defer s.Close()
+	want := map[coffer.TreeID]bool{}
+	for i := range 3 {
+		a := metastore.Account{ID: coffer.NewAccountID(), Username: fmt.Sprint("u", i), Tree: coffer.NewTreeID()}
+		first := metastore.Commit{Tree: a.Tree, Owner: a.ID, Version: 1, Head: []byte("h")}
+		if _, err := s.CreateAccount(t.Context(), a, "", first); err != nil {
+			t.Fatal(err)
+		}
+		want[a.Tree] = true
+	}
+	var prev *coffer.TreeID
+	n := 0
+	for id, err := range s.AllTrees(t.Context()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want[id] || prev != nil && bytes.Compare(prev[:], id[:]) >= 0 {
+			t.Fatalf("AllTrees yielded %s: unknown or out of order", id)
+		}
+		p := id
+		prev = &p
+		n++
+	}
+	if n != len(want) {
+		t.Fatalf("AllTrees yielded %d trees, want %d", n, len(want))
+	}
+}

@@ -273,34 +273,53 @@ func (s *Store) Head(ctx context.Context, tree coffer.TreeID) (metastore.Head, e
 	return h, setID(h.Owner[:], owner, "tree owner")
 }
 
-// scanNode reads node, parent, kind, version, hash, record. The fixed-size columns are read as
-// sql.RawBytes (no copy by database/sql); the record is copied once.
-func scanNode(sc interface{ Scan(...any) error }) (metastore.Node, error) {
-	var (
-		n                          metastore.Node
-		node, parent, hash, record sql.RawBytes
-		kind                       int
-		version                    int64
-	)
-	if err := sc.Scan(&node, &parent, &kind, &version, &hash, &record); err != nil {
+// nodeScanner reads rows of (node, [parent,] kind, version, hash, record). It is allocated once
+// per query: its fields are the Scan destinations, so rows do not allocate them again. The
+// fixed-size columns are read as sql.RawBytes (not copied by database/sql); the record is copied
+// once.
+type nodeScanner struct {
+	node, parent, hash, record sql.RawBytes
+	kind                       int
+	version                    int64
+	dest                       []any
+}
+
+// newNodeScanner returns a scanner for rows with a parent column, or without one (Children,
+// where every row's parent is the listed folder).
+func newNodeScanner(withParent bool) *nodeScanner {
+	ns := &nodeScanner{}
+	if withParent {
+		ns.dest = []any{&ns.node, &ns.parent, &ns.kind, &ns.version, &ns.hash, &ns.record}
+	} else {
+		ns.dest = []any{&ns.node, &ns.kind, &ns.version, &ns.hash, &ns.record}
+	}
+	return ns
+}
+
+// scan reads one row; parent is used when the query has no parent column.
+func (ns *nodeScanner) scan(r *sql.Rows, parent coffer.NodeID) (metastore.Node, error) {
+	n := metastore.Node{Parent: parent}
+	if err := r.Scan(ns.dest...); err != nil {
 		return n, err
 	}
-	n.Kind, n.Version, n.Record = uint8(kind), uint64(version), bytes.Clone([]byte(record))
-	if n.Record == nil {
-		n.Record = []byte{}
-	}
-	if err := setID(n.Node[:], node, "node id"); err != nil {
+	n.Kind, n.Version = uint8(ns.kind), uint64(ns.version)
+	n.Record = make([]byte, len(ns.record))
+	copy(n.Record, ns.record)
+	if err := setID(n.Node[:], ns.node, "node id"); err != nil {
 		return n, err
 	}
-	if err := setID(n.Parent[:], parent, "parent id"); err != nil {
-		return n, err
+	if len(ns.dest) == 6 {
+		if err := setID(n.Parent[:], ns.parent, "parent id"); err != nil {
+			return n, err
+		}
 	}
-	return n, setID(n.Hash[:], hash, "record hash")
+	return n, setID(n.Hash[:], ns.hash, "record hash")
 }
 
 // Node implements metastore.Trees.
 func (s *Store) Node(ctx context.Context, tree coffer.TreeID, node coffer.NodeID) (metastore.Node, error) {
-	for n, err := range rowsSeq(ctx, s.r, "node", func(r *sql.Rows) (metastore.Node, error) { return scanNode(r) },
+	ns := newNodeScanner(true)
+	for n, err := range rowsSeq(ctx, s.r, "node", func(r *sql.Rows) (metastore.Node, error) { return ns.scan(r, coffer.NodeID{}) },
 		`SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = ? AND node = ?`, tree[:], node[:]) {
 		return n, err
 	}
@@ -336,9 +355,12 @@ func rowsSeq[T any](ctx context.Context, db *sql.DB, what string, scan func(*sql
 
 // Children implements metastore.Trees. It streams rows from one read connection.
 func (s *Store) Children(ctx context.Context, tree coffer.TreeID, folder coffer.NodeID) iter.Seq2[metastore.Node, error] {
-	return rowsSeq(ctx, s.r, "children", func(r *sql.Rows) (metastore.Node, error) { return scanNode(r) },
-		`SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = ? AND parent = ? ORDER BY node`,
-		tree[:], folder[:])
+	return func(yield func(metastore.Node, error) bool) {
+		ns := newNodeScanner(false)
+		rowsSeq(ctx, s.r, "children", func(r *sql.Rows) (metastore.Node, error) { return ns.scan(r, folder) },
+			`SELECT node, kind, version, hash, record FROM nodes WHERE tree = ? AND parent = ? ORDER BY node`,
+			tree[:], folder[:])(yield)
+	}
 }
 
 // Buckets implements metastore.Trees (ErrNotFound for an unknown tree).
@@ -446,4 +468,19 @@ func (s *Store) LatestSeq(ctx context.Context, acct coffer.AccountID) (coffer.Se
 		return 0, fmt.Errorf("sqlite: latest seq: %w", err)
 	}
 	return coffer.Seq(seq), nil
+}
+
+// AllTrees yields every tree's ID in ascending order (for fsck). It is an extension: not (yet)
+// part of metastore.Store.
+func (s *Store) AllTrees(ctx context.Context) iter.Seq2[coffer.TreeID, error] {
+	return rowsSeq(ctx, s.r, "all trees", func(r *sql.Rows) (coffer.TreeID, error) {
+		var (
+			id  coffer.TreeID
+			raw sql.RawBytes
+		)
+		if err := r.Scan(&raw); err != nil {
+			return id, err
+		}
+		return id, setID(id[:], raw, "tree id")
+	}, `SELECT id FROM trees ORDER BY id`)
 }
