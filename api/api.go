@@ -206,7 +206,8 @@ type BlobsResponse struct {
 	Present []coffer.BlobID `json:"present"`
 }
 
-// BlobPutResponse: PUT /v1/trees/{tree}/blobs (body: the blob bytes, at most MaxBlobSize). The
+// BlobPutResponse: POST /v1/trees/{tree}/blobs (body: the blob bytes, at most MaxBlobSize;
+// Content-Length required; PUT is accepted as a synonym). The
 // server hashes the body and returns its ID; the blob is durable when this returns 200. A blob
 // counts against the quota of the tree's owner.
 type BlobPutResponse struct {
@@ -242,6 +243,51 @@ type ChangesResponse struct {
 	Changes []Change   `json:"changes"`
 	Latest  coffer.Seq `json:"latest"`
 	More    bool       `json:"more"`
+}
+
+// ChangeEvent is the data of one "event: change" of GET /v1/changes/stream (the event's id is the
+// Seq). Clients fetch the change itself with GET /v1/changes.
+type ChangeEvent struct {
+	Seq     coffer.Seq    `json:"seq"`
+	Tree    coffer.TreeID `json:"tree"`
+	Version uint64        `json:"version"`
+}
+
+// UserKeysResponse: GET /v1/users/{username}/keys returns an account's self-signed public key
+// record (format.PublicKeys bytes; verify it, and compare its fingerprint out of band).
+type UserKeysResponse struct {
+	Account    coffer.AccountID `json:"account"`
+	PublicKeys []byte           `json:"public_keys"`
+}
+
+// StatusOf returns the HTTP status the server uses for a code. One exception: a server whose
+// storage is full answers CodeUnavailable with 507 instead of 503.
+func StatusOf(c Code) int {
+	switch c {
+	case CodeBadRequest:
+		return 400
+	case CodeUnauthorized, CodeLoginFailed:
+		return 401
+	case CodeForbidden, CodeInviteNeeded:
+		return 403
+	case CodeNotFound:
+		return 404
+	case CodeExists, CodeConflict:
+		return 409
+	case CodeGone:
+		return 410
+	case CodeTooLarge:
+		return 413
+	case CodeInvalidCommit:
+		return 422
+	case CodeRateLimited:
+		return 429
+	case CodeUnavailable:
+		return 503
+	case CodeQuota:
+		return 507
+	}
+	return 500
 }
 
 // UsageResponse: GET /v1/usage

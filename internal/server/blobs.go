@@ -1,0 +1,233 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"coffer"
+	"coffer/api"
+	"coffer/internal/metastore"
+)
+
+// maxCheckBlobs bounds one POST /v1/blobs/check.
+const maxCheckBlobs = 10000
+
+var errQuota = &apiError{status: http.StatusInsufficientStorage, code: api.CodeQuota, msg: "quota exceeded"}
+
+// handleBlobPut stores the body as a blob owned by the tree's owner. The bytes are durable in the
+// blob store before the bookkeeping is written, so bookkeeping never names missing bytes.
+func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	ctx := r.Context()
+	id, err := pathTree(r)
+	if err != nil {
+		return err
+	}
+	size := r.ContentLength
+	switch {
+	case size < 0:
+		return &apiError{status: http.StatusLengthRequired, code: api.CodeBadRequest, msg: "Content-Length is required"}
+	case size > api.MaxBlobSize:
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge, msg: fmt.Sprintf("blob over %d bytes", api.MaxBlobSize)}
+	case size == 0:
+		return errBadRequest("body: a blob must not be empty")
+	}
+	h, err := s.treeAccess(ctx, sess, id, true)
+	if err != nil {
+		return err
+	}
+	owner, err := s.account(ctx, h.Owner)
+	if err != nil {
+		return err
+	}
+	if owner.Quota > 0 {
+		used, _, err := s.meta.Usage(ctx, owner.ID)
+		if err != nil {
+			return internalError("blob put: usage", err)
+		}
+		if used+size > owner.Quota {
+			return errQuota
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, size)
+	bid, err := s.blobs.Put(ctx, coffer.BlobID{}, body, size)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return &apiError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge, msg: "body longer than Content-Length"}
+		case errors.Is(err, coffer.ErrCorrupt), errors.Is(err, io.ErrUnexpectedEOF):
+			return errBadRequest("body: shorter than Content-Length")
+		}
+		return internalError("blob put", err)
+	}
+
+	// Bookkeeping, serialised against GC deleting the same blob (see collectOne).
+	mu := &s.blobLocks[bid[0]]
+	mu.Lock()
+	defer mu.Unlock()
+	if _, err := s.blobs.Stat(ctx, bid); errors.Is(err, coffer.ErrNotFound) {
+		return errUnavailable("blob was garbage-collected during the upload; retry")
+	} else if err != nil {
+		return internalError("blob put: stat", err)
+	}
+	err = s.meta.AddBlob(ctx, metastore.BlobInfo{ID: bid, Owner: owner.ID, Size: size, Created: s.now()})
+	switch {
+	case errors.Is(err, coffer.ErrExist):
+		return &apiError{status: http.StatusConflict, code: api.CodeExists, msg: "blob " + bid.String() + " belongs to another account"}
+	case errors.Is(err, coffer.ErrQuota):
+		// Nobody else recorded these bytes (we hold the lock): do not keep them.
+		if _, berr := s.meta.Blob(ctx, bid); errors.Is(berr, coffer.ErrNotFound) {
+			if derr := s.blobs.Delete(ctx, bid); derr != nil {
+				s.log.Warn("blob put: delete over-quota blob", "blob", bid.String(), "err", derr)
+			}
+		}
+		return errQuota
+	case err != nil:
+		return internalError("blob put: add", err)
+	}
+	writeJSON(w, http.StatusOK, api.BlobPutResponse{Blob: bid, Size: size})
+	return nil
+}
+
+// handleBlobCheck answers which of the listed blobs the caller already stored. A present blob's
+// creation time is refreshed so GC does not collect it before the commit that references it.
+func (s *Server) handleBlobCheck(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	var req api.BlobsRequest
+	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+		return err
+	}
+	if len(req.Blobs) > maxCheckBlobs {
+		return errBadRequest("blobs: more than %d ids", maxCheckBlobs)
+	}
+	resp := api.BlobsResponse{Present: []coffer.BlobID{}}
+	seen := make(map[coffer.BlobID]bool, len(req.Blobs))
+	for _, id := range req.Blobs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		present, err := s.refreshBlob(r, sess.Account, id)
+		if err != nil {
+			return err
+		}
+		if present {
+			resp.Present = append(resp.Present, id)
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) refreshBlob(r *http.Request, acct coffer.AccountID, id coffer.BlobID) (bool, error) {
+	ctx := r.Context()
+	mu := &s.blobLocks[id[0]]
+	mu.Lock()
+	defer mu.Unlock()
+	info, err := s.meta.Blob(ctx, id)
+	if errors.Is(err, coffer.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internalError("blob check", err)
+	}
+	if info.Owner != acct {
+		return false, nil
+	}
+	info.Created = s.now()
+	if err := s.meta.AddBlob(ctx, info); err != nil {
+		if errors.Is(err, coffer.ErrQuota) || errors.Is(err, coffer.ErrExist) {
+			return false, nil
+		}
+		return false, internalError("blob check: refresh", err)
+	}
+	return true, nil
+}
+
+func (s *Server) handleBlobGet(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	ctx := r.Context()
+	id, err := coffer.ParseBlobID(r.PathValue("id"))
+	if err != nil {
+		return errBadRequest("path: %v", err)
+	}
+	info, err := s.meta.Blob(ctx, id)
+	if errors.Is(err, coffer.ErrNotFound) || (err == nil && info.Owner != sess.Account) {
+		return errNotFound("blob")
+	}
+	if err != nil {
+		return internalError("blob get", err)
+	}
+	off, n, partial, err := parseRange(r.Header.Get("Range"), info.Size)
+	if err != nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
+		return &apiError{status: http.StatusRequestedRangeNotSatisfiable, code: api.CodeBadRequest, msg: "Range: " + err.Error()}
+	}
+	rc, err := s.blobs.Get(ctx, id, off, n)
+	if err != nil {
+		return internalError("blob get: bytes of "+id.String(), err)
+	}
+	defer rc.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/octet-stream")
+	hdr.Set("Content-Length", strconv.FormatInt(n, 10))
+	hdr.Set("Accept-Ranges", "bytes")
+	hdr.Set("ETag", `"`+id.String()+`"`)
+	hdr.Set("Cache-Control", "private, max-age=31536000, immutable")
+	status := http.StatusOK
+	if partial {
+		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, info.Size))
+		status = http.StatusPartialContent
+	}
+	w.WriteHeader(status)
+	if _, err := io.Copy(w, rc); err != nil {
+		// Headers are out: the client sees a short body.
+		s.log.Warn("blob get: copy", "blob", id.String(), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// parseRange parses a single "bytes=a-b", "bytes=a-" or "bytes=-n" range against size. An empty
+// header is the whole blob. Multiple ranges are not supported.
+func parseRange(h string, size int64) (off, n int64, partial bool, err error) {
+	if h == "" {
+		return 0, size, false, nil
+	}
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return 0, 0, false, errors.New("only bytes ranges are supported")
+	}
+	if strings.Contains(spec, ",") {
+		return 0, 0, false, errors.New("only one range is supported")
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, 0, false, errors.New("malformed range")
+	}
+	if first == "" { // suffix: the last n bytes
+		k, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || k <= 0 {
+			return 0, 0, false, errors.New("malformed suffix range")
+		}
+		k = min(k, size)
+		return size - k, k, true, nil
+	}
+	a, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || a < 0 {
+		return 0, 0, false, errors.New("malformed range start")
+	}
+	if a >= size {
+		return 0, 0, false, errors.New("range starts past the end")
+	}
+	b := size - 1
+	if last != "" {
+		if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+			return 0, 0, false, errors.New("malformed range end")
+		}
+		b = min(b, size-1)
+	}
+	return a, b - a + 1, true, nil
+}

@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"coffer/internal/blobstore/disk"
+	"coffer/internal/metastore/sqlite"
+)
+
+// Serve defaults and timeouts.
+const (
+	DefaultListen   = "127.0.0.1:8420"
+	shutdownTimeout = 30 * time.Second
+	secretFile      = "server.secret"
+	metaFile        = "meta.db"
+)
+
+// ServeConfig configures Serve.
+type ServeConfig struct {
+	// DataDir holds meta.db, blobs/ and server.secret. It is created (0700) if missing.
+	DataDir string
+	// Listen is the TCP address (default 127.0.0.1:8420; port 0 picks a free port).
+	Listen string
+	// TLSCert and TLSKey are PEM files; both or neither. With them Serve speaks HTTPS.
+	TLSCert, TLSKey string
+	InviteOnly      bool
+	DefaultQuota    int64 // bytes per new account; 0 = unlimited
+	// KeepVersions is taken literally: replaced file records kept per node, 0 keeps none (unlike
+	// Config, where 0 means the default). CLIs pass DefaultKeepVersions unless told otherwise.
+	KeepVersions int
+	Logger       *slog.Logger
+	// OnListen, if set, is called with the base URL once the listener is open (tests, CLIs).
+	OnListen func(url string)
+}
+
+// Serve runs a server on the embedded stores until ctx is cancelled, then shuts down gracefully:
+// it stops accepting, ends change streams, waits up to 30 s for in-flight requests and closes the
+// stores. It returns nil after a clean shutdown.
+func Serve(ctx context.Context, cfg ServeConfig) (err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("server: serve: TLS needs both a certificate and a key")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	meta, blobs, secret, err := openData(ctx, cfg.DataDir, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := meta.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("server: close metadata store: %w", cerr)
+		}
+	}()
+	keep := cfg.KeepVersions
+	if keep == 0 {
+		keep = -1 // Config: negative keeps none
+	}
+	srv, err := New(Config{
+		Meta: meta, Blobs: blobs, Logger: log, Secret: secret,
+		InviteOnly: cfg.InviteOnly, DefaultQuota: cfg.DefaultQuota, KeepVersions: keep,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	var tlsConfig *tls.Config
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("server: TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	url := scheme + "://" + ln.Addr().String()
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		TLSConfig:         tlsConfig,
+	}
+	hs.RegisterOnShutdown(func() { srv.Close() })
+
+	gcCtx, stopGC := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() { defer close(gcDone); srv.RunGC(gcCtx) }()
+	defer func() { stopGC(); <-gcDone }()
+
+	serveErr := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			serveErr <- hs.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- hs.Serve(ln)
+		}
+	}()
+	log.Info("listening", "url", url, "data", cfg.DataDir, "invite_only", cfg.InviteOnly)
+	if cfg.OnListen != nil {
+		cfg.OnListen(url)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("server: serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	srv.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("shutdown: in-flight requests cut off", "err", err)
+		hs.Close()
+	}
+	<-serveErr
+	log.Info("stopped")
+	return nil
+}
+
+// openData opens (creating if needed) the data directory's stores and secret. The caller closes
+// the metadata store.
+func openData(ctx context.Context, dir string, log *slog.Logger) (*sqlite.Store, *disk.Store, []byte, error) {
+	if dir == "" {
+		return nil, nil, nil, errors.New("server: data directory not set")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, nil, fmt.Errorf("server: data directory: %w", err)
+	}
+	secret, err := loadSecret(filepath.Join(dir, secretFile))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if st, err := os.Stat(filepath.Join(dir, secretFile)); err == nil && st.Mode().Perm()&0o077 != 0 {
+		log.Warn("server secret is readable by other users; chmod 600 it", "file", filepath.Join(dir, secretFile))
+	}
+	blobs, err := disk.New(dir) // dir/blobs and dir/tmp
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("server: blob store: %w", err)
+	}
+	meta, err := sqlite.Open(ctx, filepath.Join(dir, metaFile), log)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("server: metadata store: %w", err)
+	}
+	return meta, blobs, secret, nil
+}
+
+// loadSecret reads the 32-byte server secret (hex), creating it with mode 0600 if absent.
+func loadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("server: create secret: %w", err)
+		}
+		_, werr := io.WriteString(f, hex.EncodeToString(secret)+"\n")
+		if werr == nil {
+			werr = f.Sync()
+		}
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("server: write secret: %w", werr)
+		}
+		return secret, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server: read secret: %w", err)
+	}
+	secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(secret) != 32 {
+		return nil, fmt.Errorf("server: secret %s: want 64 hex digits", path)
+	}
+	return secret, nil
+}
+
+// CreateInvite stores a new single-use invite code in dataDir's metadata store and returns it.
+// It opens the store directly, so it works while no server runs (SQLite also allows it while one
+// does).
+func CreateInvite(ctx context.Context, dataDir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, metaFile)); err != nil {
+		return "", fmt.Errorf("server: invite: no server data in %s (run the server once first): %w", dataDir, err)
+	}
+	meta, err := sqlite.Open(ctx, filepath.Join(dataDir, metaFile), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return "", fmt.Errorf("server: invite: %w", err)
+	}
+	defer meta.Close()
+	var b [15]byte
+	rand.Read(b[:])
+	code := strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+	if err := meta.CreateInvite(ctx, code, time.Now()); err != nil {
+		return "", fmt.Errorf("server: invite: %w", err)
+	}
+	return code, nil
+}
