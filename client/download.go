@@ -1,0 +1,570 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"coffer"
+	"coffer/format"
+)
+
+// Downloads write ".<name>.coffer-partial" beside the target and journal big files' progress in
+// ".<name>.coffer-partial.json" every journalEvery chunks, so a re-run resumes from the verified
+// prefix. Small finished files are made durable in groups of syncGroup (one filesystem sync).
+const (
+	partialSuffix = ".coffer-partial"
+	journalEvery  = 32
+	syncGroup     = 256
+)
+
+// dlFile is one remote file being written locally.
+type dlFile struct {
+	remote string
+	local  string
+	n      *node
+	ct     *format.Content
+	ciph   *format.ContentCipher
+	start  uint64 // first chunk to fetch (resumed downloads)
+
+	partial string
+	// oneUnit: every chunk arrives in one unit, so a writer goroutine can write the whole file.
+	oneUnit   bool
+	firstUnit int
+	parts     [][]byte
+
+	fh      *os.File
+	h       hash.Hash
+	next    uint64
+	written uint64
+	tracker Tracker
+}
+
+// partialJournal is the resume record of a partial download.
+type partialJournal struct {
+	Node    coffer.NodeID `json:"node"`
+	Version uint64        `json:"version"`
+	Hash    string        `json:"hash"` // hex plaintext SHA-256 of the complete file
+	Chunks  uint64        `json:"chunks"`
+}
+
+func (f *dlFile) journalPath() string { return f.partial + ".json" }
+
+// dlPlan is what a download will do.
+type dlPlan struct {
+	dirs    []string
+	files   []*dlFile
+	skipped int
+	folders int
+}
+
+// Download copies remote files and folders to local with cp semantics: if local is an existing
+// folder each remote goes inside it, otherwise a single remote is written as local. Every name is
+// checked first (safeLocalName: nothing is written if one is unsafe), and every existing local file
+// is either identical (same size, mtime and SHA-256: skipped) or an error wrapping coffer.ErrExist
+// unless Overwrite. Every byte is verified before it is visible under its final name (temporary
+// file, verify every chunk and the whole-file hash, sync, rename). A verification failure is an
+// error wrapping coffer.ErrAuth naming the remote path; its temporary file is deleted and the
+// destination untouched. An interrupted download resumes from the verified prefix.
+func (c *Client) Download(ctx context.Context, remotes []string, local string, opts TransferOptions) (TransferResult, error) {
+	var plan *dlPlan
+	err := c.withView(ctx, func(v *view) error {
+		var err error
+		plan, err = c.planDownload(ctx, v, remotes, local, opts)
+		return err
+	})
+	if err != nil {
+		return TransferResult{}, err
+	}
+	res := TransferResult{Folders: plan.folders, Skipped: plan.skipped}
+	for _, d := range plan.dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return res, fmt.Errorf("client: download: %w", err)
+		}
+	}
+	d := &downloader{c: c, opts: opts}
+	err = d.run(ctx, plan.files)
+	res.Files, res.Bytes = d.files, d.bytes
+	return res, err
+}
+
+// planDownload resolves the remotes and checks every name and every local destination.
+func (c *Client) planDownload(ctx context.Context, v *view, remotes []string, local string, opts TransferOptions) (*dlPlan, error) {
+	if len(remotes) == 0 {
+		return nil, fmt.Errorf("client: download: no remote sources: %w", coffer.ErrInvalid)
+	}
+	into := false
+	if st, err := os.Stat(local); err == nil && st.IsDir() {
+		into = true
+	} else if len(remotes) > 1 {
+		return nil, fmt.Errorf("client: download: %s is not a folder: %w", local, coffer.ErrNotFound)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("client: download: %w", err)
+	} else if st, err := os.Stat(filepath.Dir(local)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("client: download: folder %s does not exist: %w", filepath.Dir(local), coffer.ErrNotFound)
+	}
+	plan := &dlPlan{}
+	for _, r := range remotes {
+		loc, err := v.resolve(ctx, c, r)
+		if err != nil {
+			return nil, err
+		}
+		target := local
+		if into && loc.node != v.root {
+			if err := safeLocalName(loc.node.body.Name); err != nil {
+				return nil, fmt.Errorf("client: download %s: %w", loc.path, err)
+			}
+			target = filepath.Join(local, loc.node.body.Name)
+		}
+		all, err := v.collect(ctx, c, loc)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range all {
+			lp, err := safeLocalJoin(target, w.rel)
+			if err != nil {
+				return nil, fmt.Errorf("client: download %s: %w", w.e.Path, err)
+			}
+			if err := c.planLocal(plan, w, lp, opts); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return plan, nil
+}
+
+// planLocal checks one destination and adds it to the plan.
+func (c *Client) planLocal(plan *dlPlan, w walked, lp string, opts TransferOptions) error {
+	st, err := os.Lstat(lp)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	if w.n.isDir() {
+		plan.folders++
+		if exists && !st.IsDir() {
+			return fmt.Errorf("client: download %s: %s exists and is not a folder: %w", w.e.Path, lp, coffer.ErrExist)
+		}
+		if !exists {
+			plan.dirs = append(plan.dirs, lp)
+		}
+		return nil
+	}
+	ct := w.n.body.Content
+	if exists {
+		if st.IsDir() {
+			return fmt.Errorf("client: download %s: %s exists and is a folder: %w", w.e.Path, lp, coffer.ErrExist)
+		}
+		if st.Mode().IsRegular() && uint64(st.Size()) == ct.Size && st.ModTime().UnixNano() == w.n.body.MTime {
+			same, err := fileHashIs(lp, ct.Hash)
+			if err != nil {
+				return err
+			}
+			if same {
+				plan.skipped++
+				return nil
+			}
+		}
+		if !opts.Overwrite {
+			return fmt.Errorf("client: download %s: %s: %w", w.e.Path, lp, coffer.ErrExist)
+		}
+	}
+	name := filepath.Base(lp)
+	f := &dlFile{remote: w.e.Path, local: lp, n: w.n, ct: ct, ciph: ct.Key.Cipher(),
+		partial: filepath.Join(filepath.Dir(lp), "."+name+partialSuffix)}
+	f.start = f.resumable()
+	plan.files = append(plan.files, f)
+	return nil
+}
+
+// resumable returns the verified chunk count of a matching partial download, or 0.
+func (f *dlFile) resumable() uint64 {
+	b, err := os.ReadFile(f.journalPath())
+	if err != nil {
+		return 0
+	}
+	var j partialJournal
+	if json.Unmarshal(b, &j) != nil || j.Node != f.n.id() || j.Version != f.n.rec.Version ||
+		j.Hash != fmt.Sprintf("%x", f.ct.Hash) || j.Chunks > uint64(len(f.ct.Chunks)) {
+		return 0
+	}
+	st, err := os.Stat(f.partial)
+	if err != nil || uint64(st.Size()) < j.Chunks*uint64(f.ct.ChunkSize) {
+		return 0
+	}
+	return j.Chunks
+}
+
+// downloader is the in-order sink of a download. Files whose chunks arrive in one unit (small
+// files) are written by smallWriters goroutines; others are written in order by the sink.
+type downloader struct {
+	c       *Client
+	opts    TransferOptions
+	pending []*dlFile // closed files awaiting one sync and their rename (sink goroutine)
+	cur     *dlFile
+
+	jobs   chan *dlFile
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	files  int
+	bytes  int64
+	werr   error
+	failed atomic.Bool
+}
+
+const smallWriters = 4
+
+// writer writes whole small files and places them in groups.
+func (d *downloader) writer() {
+	defer d.wg.Done()
+	var pending []*dlFile
+	flush := func() {
+		if err := d.placeAll(pending); err != nil {
+			d.setErr(err)
+		}
+		pending = nil
+	}
+	for f := range d.jobs {
+		if d.failed.Load() {
+			continue
+		}
+		if err := d.writeSmall(f); err != nil {
+			d.setErr(err)
+			continue
+		}
+		pending = append(pending, f)
+		if len(pending) >= syncGroup/smallWriters {
+			flush()
+		}
+	}
+	flush()
+}
+
+func (d *downloader) writerErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.werr
+}
+
+func (d *downloader) setErr(err error) {
+	d.mu.Lock()
+	if d.werr == nil {
+		d.werr = err
+	}
+	d.mu.Unlock()
+	d.failed.Store(true)
+}
+
+// writeSmall writes, verifies and closes one small file's partial (placed later in a group).
+func (d *downloader) writeSmall(f *dlFile) error {
+	f.h = sha256.New()
+	f.tracker = startTracker(d.opts.Progress, f.remote, int64(f.ct.Size))
+	os.Remove(f.journalPath())
+	fh, err := os.OpenFile(f.partial, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	f.fh = fh
+	for _, p := range f.parts {
+		if _, err := fh.Write(p); err != nil {
+			fh.Close()
+			os.Remove(f.partial)
+			return fmt.Errorf("client: download: %w", err)
+		}
+		f.h.Write(p)
+		f.written += uint64(len(p))
+		f.tracker.Add(int64(len(p)))
+	}
+	f.parts = nil
+	f.next = uint64(len(f.ct.Chunks))
+	if err := d.closeVerified(f); err != nil {
+		fh.Close()
+		os.Remove(f.partial)
+		f.tracker.Done(err)
+		return err
+	}
+	return nil
+}
+
+// placeAll syncs a group of closed, verified partial files and renames them into place.
+func (d *downloader) placeAll(fs []*dlFile) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	paths := make([]string, len(fs))
+	for i, f := range fs {
+		paths[i] = f.partial
+	}
+	if err := syncFiles(paths); err != nil {
+		for _, f := range fs {
+			os.Remove(f.partial)
+		}
+		return fmt.Errorf("client: download: sync: %w", err)
+	}
+	for i, f := range fs {
+		if err := d.place(f); err != nil {
+			for _, g := range fs[i:] {
+				os.Remove(g.partial)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *downloader) run(ctx context.Context, files []*dlFile) error {
+	var b unitBuilder
+	for _, f := range files {
+		for i := f.start; i < uint64(len(f.ct.Chunks)); i++ {
+			b.chunk(f, i, f.ct.Chunks[i])
+		}
+		b.finish(f)
+	}
+	d.jobs = make(chan *dlFile, 64)
+	for i := 0; i < smallWriters; i++ {
+		d.wg.Add(1)
+		go d.writer()
+	}
+	err := d.c.fetchUnits(ctx, b.units, d.sink)
+	close(d.jobs)
+	d.wg.Wait()
+	if err == nil {
+		err = d.writerErr()
+	}
+	if err == nil {
+		err = d.flushPending()
+	}
+	if err != nil {
+		d.abort(err)
+		// Files already verified are still made durable and moved into place.
+		_ = d.flushPending()
+	}
+	return err
+}
+
+// abort leaves the file in progress resumable, unless verification failed (then it is deleted).
+func (d *downloader) abort(err error) {
+	f := d.cur
+	d.cur = nil
+	if f == nil || f.fh == nil {
+		return
+	}
+	f.tracker.Done(err)
+	if errors.Is(err, coffer.ErrAuth) || len(f.ct.Chunks) <= packChunks {
+		f.fh.Close()
+		os.Remove(f.partial)
+		os.Remove(f.journalPath())
+		return
+	}
+	if f.fh.Sync() == nil {
+		_ = f.writeJournal()
+	}
+	f.fh.Close()
+}
+
+func (f *dlFile) writeJournal() error {
+	b, _ := json.Marshal(partialJournal{Node: f.n.id(), Version: f.n.rec.Version, Hash: fmt.Sprintf("%x", f.ct.Hash), Chunks: f.next})
+	return writeFileAtomic(f.journalPath(), b, 0o600)
+}
+
+// open starts (or resumes) the partial file of f.
+func (d *downloader) open(f *dlFile) error {
+	d.cur = f
+	f.h = sha256.New()
+	f.tracker = startTracker(d.opts.Progress, f.remote, int64(f.ct.Size))
+	if f.start > 0 {
+		fh, err := os.OpenFile(f.partial, os.O_RDWR, 0o600)
+		if err == nil {
+			prefix := int64(f.start) * int64(f.ct.ChunkSize)
+			if _, err = io.CopyN(f.h, fh, prefix); err == nil {
+				if err = fh.Truncate(prefix); err == nil {
+					_, err = fh.Seek(prefix, io.SeekStart)
+				}
+			}
+			if err == nil {
+				f.fh, f.next, f.written = fh, f.start, uint64(prefix)
+				f.tracker.Add(prefix)
+				return nil
+			}
+			fh.Close()
+		}
+		return fmt.Errorf("client: download %s: cannot resume (run again to start over): %w", f.remote, err)
+	}
+	os.Remove(f.journalPath())
+	fh, err := os.OpenFile(f.partial, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	f.fh = fh
+	return nil
+}
+
+// sink writes a unit's verified chunks in order and finishes completed files.
+func (d *downloader) sink(u *dlUnit) error {
+	for i := range u.items {
+		it := &u.items[i]
+		f := it.f
+		if f.oneUnit {
+			if !it.finish {
+				f.parts = append(f.parts, it.plain)
+				continue
+			}
+			if d.failed.Load() {
+				return d.writerErr()
+			}
+			d.jobs <- f
+			continue
+		}
+		if f.fh == nil {
+			if err := d.open(f); err != nil {
+				d.cur = nil
+				return err
+			}
+		}
+		if it.finish {
+			if err := d.finish(f); err != nil {
+				return err
+			}
+			continue
+		}
+		if it.idx != f.next {
+			return fmt.Errorf("client: download %s: chunk %d out of order: %w", f.remote, it.idx, coffer.ErrInvalid)
+		}
+		if _, err := f.fh.Write(it.plain); err != nil {
+			return fmt.Errorf("client: download: %w", err)
+		}
+		f.h.Write(it.plain)
+		f.next++
+		f.written += uint64(len(it.plain))
+		f.tracker.Add(int64(len(it.plain)))
+		if len(f.ct.Chunks) > packChunks && f.next%journalEvery == 0 {
+			if err := f.fh.Sync(); err != nil {
+				return fmt.Errorf("client: download: %w", err)
+			}
+			if err := f.writeJournal(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finish verifies a complete file and moves it into place (small files: in groups).
+func (d *downloader) finish(f *dlFile) error {
+	if err := d.closeVerified(f); err != nil {
+		return err
+	}
+	d.cur = nil
+	if len(f.ct.Chunks) <= packChunks {
+		d.pending = append(d.pending, f)
+		if len(d.pending) >= syncGroup {
+			return d.flushPending()
+		}
+		return nil
+	}
+	return d.place(f)
+}
+
+// closeVerified checks the whole-file hash and size, sets the mode, syncs big files, closes the
+// partial file and sets its mtime.
+func (d *downloader) closeVerified(f *dlFile) error {
+	if f.written != f.ct.Size || [32]byte(f.h.Sum(nil)) != f.ct.Hash {
+		return fmt.Errorf("client: download %s: content does not match its hash: %w", f.remote, coffer.ErrAuth)
+	}
+	mode := os.FileMode(f.n.body.Mode & 0o777)
+	if mode == 0 {
+		mode = 0o644
+	}
+	if err := f.fh.Chmod(mode); err != nil {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	big := len(f.ct.Chunks) > packChunks
+	if big {
+		if err := f.fh.Sync(); err != nil {
+			return fmt.Errorf("client: download: %w", err)
+		}
+	}
+	if err := f.fh.Close(); err != nil {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	mt := time.Unix(0, f.n.body.MTime)
+	if err := os.Chtimes(f.partial, mt, mt); err != nil {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	return nil
+}
+
+// flushPending makes the sink's pending small files durable and places them.
+func (d *downloader) flushPending() error {
+	fs := d.pending
+	d.pending = nil
+	return d.placeAll(fs)
+}
+
+// place renames a verified, synced partial file over its destination.
+func (d *downloader) place(f *dlFile) error {
+	if err := os.Rename(f.partial, f.local); err != nil {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	os.Remove(f.journalPath())
+	f.tracker.Done(nil)
+	d.mu.Lock()
+	d.files++
+	d.bytes += int64(f.ct.Size)
+	d.mu.Unlock()
+	return nil
+}
+
+// Cat writes a remote file's verified plaintext to w. If verification fails midway, an error is
+// returned after at most the verified chunks were written.
+func (c *Client) Cat(ctx context.Context, p string, w io.Writer) error {
+	var n *node
+	var remote string
+	err := c.withView(ctx, func(v *view) error {
+		loc, err := v.resolve(ctx, c, p)
+		if err != nil {
+			return err
+		}
+		if loc.node.isDir() {
+			return fmt.Errorf("client: cat %s: is a folder: %w", loc.path, coffer.ErrInvalid)
+		}
+		n, remote = loc.node, loc.path
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ct := n.body.Content
+	f := &dlFile{remote: remote, n: n, ct: ct, ciph: ct.Key.Cipher(), h: sha256.New()}
+	var b unitBuilder
+	for i, ch := range ct.Chunks {
+		b.chunk(f, uint64(i), ch)
+	}
+	b.finish(f)
+	return c.fetchUnits(ctx, b.units, func(u *dlUnit) error {
+		for _, it := range u.items {
+			if it.finish {
+				if f.written != ct.Size || [32]byte(f.h.Sum(nil)) != ct.Hash {
+					return fmt.Errorf("client: cat %s: content does not match its hash: %w", remote, coffer.ErrAuth)
+				}
+				continue
+			}
+			f.h.Write(it.plain)
+			f.written += uint64(len(it.plain))
+			if _, err := w.Write(it.plain); err != nil {
+				return fmt.Errorf("client: cat %s: %w", remote, err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,528 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+
+	"coffer"
+	"coffer/api"
+	"coffer/format"
+	"coffer/tree"
+)
+
+// Frame limits of a listing.
+const (
+	maxRecordFrame = 32 << 20 // one record (a huge file's chunk list)
+	maxBucketFrame = 64 << 20 // one bucket's folder summaries
+	summaryLen     = 16 + 8 + 32
+)
+
+// errStale reports that the tree's head moved while an operation was reading it; the operation
+// restarts on a fresh view.
+var errStale = errors.New("client: the tree changed during the operation")
+
+// staleRetries bounds the restarts of one operation on a moving tree.
+const staleRetries = 8
+
+// node is a verified, decrypted live record.
+type node struct {
+	rec  *format.Record
+	hash [32]byte
+	key  format.NodeKey
+	body *format.Body
+
+	wrapOnce sync.Once
+	wrap     format.WrapKey
+}
+
+func (n *node) id() coffer.NodeID { return n.rec.Node }
+func (n *node) isDir() bool       { return n.rec.Kind == format.KindFolder }
+
+// childWrap is the key wrapping the node keys of this folder's children.
+func (n *node) childWrap() format.WrapKey {
+	n.wrapOnce.Do(func() { n.wrap = n.key.WrapKey() })
+	return n.wrap
+}
+
+// folder is the verified listing of one folder at one head. It is immutable once built.
+type folder struct {
+	id       coffer.NodeID
+	wrap     format.WrapKey
+	children []*node          // sorted by node ID
+	byName   map[string]*node // names are unique except in the trash (first one kept)
+	trash    bool
+}
+
+func newFolder(id coffer.NodeID, wrap format.WrapKey, children []*node, trash bool) *folder {
+	f := &folder{id: id, wrap: wrap, children: children, byName: make(map[string]*node, len(children)), trash: trash}
+	for _, n := range children {
+		if _, dup := f.byName[n.body.Name]; !dup {
+			f.byName[n.body.Name] = n
+		}
+	}
+	return f
+}
+
+func (f *folder) entries() []format.Entry {
+	out := make([]format.Entry, len(f.children))
+	for i, n := range f.children {
+		out[i] = format.Entry{Node: n.id(), Hash: n.hash}
+	}
+	return out
+}
+
+// rawListing is a parsed, not yet verified, listing.
+type rawListing struct {
+	// seen is the last verified head known before the request was sent: the served head must
+	// not be older (a response may be older than heads this client verified while it was in
+	// flight, e.g. its own concurrent commits).
+	seen    *format.Head
+	headRaw []byte
+	buckets *[256][32]byte
+	bucket  []format.FolderSummary
+	recRaw  [][]byte
+}
+
+// fetchListing downloads and strictly parses a folder listing. what names the folder in errors.
+// A listing that fails to parse is fetched again (the server aborts a listing whose folder changed
+// while it was streamed) before the error is returned.
+func (c *Client) fetchListing(ctx context.Context, id coffer.NodeID, what string) (*rawListing, error) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var raw *rawListing
+		if raw, err = c.fetchListingOnce(ctx, id, what); err == nil || !errors.Is(err, coffer.ErrCorrupt) {
+			return raw, err
+		}
+	}
+	return nil, err
+}
+
+func (c *Client) fetchListingOnce(ctx context.Context, id coffer.NodeID, what string) (*rawListing, error) {
+	seen, err := c.state.head(c.tree)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.do(ctx, call{method: "GET", path: "/v1/trees/" + c.tree.String() + "/folders/" + id.String(), retry: true})
+	if err != nil {
+		return nil, fmt.Errorf("client: list %s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	raw, err := parseListing(bufio.NewReaderSize(resp.Body, 64<<10))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("client: list %s: %w", what, err)
+	}
+	raw.seen = seen
+	return raw, nil
+}
+
+// parseListing reads the frames: head, buckets, bucket, records..., end, and nothing after.
+func parseListing(r *bufio.Reader) (*rawListing, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("listing: "+format+": %w", append(args, coffer.ErrCorrupt)...)
+	}
+	var hdr [5]byte
+	next := func(limit int) (byte, []byte, error) {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return 0, nil, bad("truncated frame header (%v)", err)
+		}
+		n := binary.BigEndian.Uint32(hdr[1:])
+		if int64(n) > int64(limit) {
+			return 0, nil, bad("frame type %d of %d bytes exceeds %d", hdr[0], n, limit)
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return 0, nil, bad("truncated frame type %d (%v)", hdr[0], err)
+		}
+		return hdr[0], b, nil
+	}
+	l := &rawListing{}
+	t, b, err := next(format.HeadLen)
+	if err != nil {
+		return nil, err
+	}
+	if t != api.FrameHead {
+		return nil, bad("first frame has type %d, want head", t)
+	}
+	l.headRaw = b
+	if t, b, err = next(256 * 32); err != nil {
+		return nil, err
+	}
+	if t != api.FrameBuckets || len(b) != 256*32 {
+		return nil, bad("second frame: type %d length %d, want buckets of %d bytes", t, len(b), 256*32)
+	}
+	l.buckets = new([256][32]byte)
+	for i := range l.buckets {
+		copy(l.buckets[i][:], b[32*i:])
+	}
+	if t, b, err = next(maxBucketFrame); err != nil {
+		return nil, err
+	}
+	if t != api.FrameBucket || len(b)%summaryLen != 0 {
+		return nil, bad("third frame: type %d length %d, want a bucket (multiple of %d bytes)", t, len(b), summaryLen)
+	}
+	for ; len(b) > 0; b = b[summaryLen:] {
+		var s format.FolderSummary
+		copy(s.Folder[:], b[:16])
+		s.Count = binary.BigEndian.Uint64(b[16:24])
+		copy(s.Root[:], b[24:56])
+		l.bucket = append(l.bucket, s)
+	}
+	for {
+		if t, b, err = next(maxRecordFrame); err != nil {
+			return nil, err
+		}
+		switch t {
+		case api.FrameRecord:
+			l.recRaw = append(l.recRaw, b)
+			continue
+		case api.FrameEnd:
+			if len(b) != 0 {
+				return nil, bad("end frame with %d bytes", len(b))
+			}
+			if _, err := r.ReadByte(); err != io.EOF {
+				return nil, bad("data after the end frame")
+			}
+			return l, nil
+		default:
+			return nil, bad("unexpected frame type %d", t)
+		}
+	}
+}
+
+// verifyHead parses and checks a served head: structure, signature, tree, writer (own tree: the
+// account's signing key), and no rollback against the last head this device verified, which it
+// then remembers.
+func (c *Client) verifyHead(raw []byte, seen *format.Head, what string) (*format.Head, [32]byte, error) {
+	if len(raw) == 0 {
+		return nil, [32]byte{}, fmt.Errorf("client: list %s: the server serves no head for the account tree: %w", what, coffer.ErrRollback)
+	}
+	h, err := format.ParseHead(raw)
+	if err != nil {
+		return nil, [32]byte{}, fmt.Errorf("client: list %s: %w", what, err)
+	}
+	hash := sha256.Sum256(raw)
+	c.mu.Lock()
+	known := c.cache != nil && c.cache.headHash == hash
+	c.mu.Unlock()
+	if !known {
+		if err := h.VerifySignature(); err != nil {
+			return nil, hash, fmt.Errorf("client: list %s: %w", what, err)
+		}
+		if h.Tree != c.tree {
+			return nil, hash, fmt.Errorf("client: list %s: head of another tree: %w", what, coffer.ErrAuth)
+		}
+		if h.Writer != c.signPub {
+			return nil, hash, fmt.Errorf("client: list %s: head signed by a foreign key: %w", what, coffer.ErrAuth)
+		}
+	}
+	if err := format.CheckNotRollback(seen, h); err != nil {
+		return nil, hash, fmt.Errorf("client: list %s: %w", what, err)
+	}
+	if err := c.state.rememberHead(h); err != nil {
+		return nil, hash, err
+	}
+	return h, hash, nil
+}
+
+// parseRecords parses every record and returns their commitment entries (hash of the bytes).
+func parseRecords(raw [][]byte) ([]*format.Record, []format.Entry, error) {
+	recs := make([]*format.Record, len(raw))
+	ents := make([]format.Entry, len(raw))
+	for i, b := range raw {
+		r, err := format.ParseRecord(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		recs[i] = r
+		ents[i] = format.Entry{Node: r.Node, Hash: sha256.Sum256(b)}
+	}
+	return recs, ents, nil
+}
+
+// openChildren checks and decrypts the records of folder id under wrap. writer is the head's
+// writer; every record must be authored by it and be a live folder or file whose parent is id.
+func openChildren(recs []*format.Record, ents []format.Entry, id coffer.NodeID, wrap format.WrapKey, writer [32]byte) ([]*node, error) {
+	nodes := make([]*node, len(recs))
+	open := func(i int) error {
+		r := recs[i]
+		switch {
+		case r.Parent != id:
+			return fmt.Errorf("record %v is not a child of this folder: %w", r.Node, coffer.ErrAuth)
+		case r.Author != writer:
+			return fmt.Errorf("record %v has a foreign author: %w", r.Node, coffer.ErrAuth)
+		case r.Kind != format.KindFolder && r.Kind != format.KindFile:
+			return fmt.Errorf("record %v of kind %d is not live: %w", r.Node, r.Kind, coffer.ErrAuth)
+		}
+		nk, err := r.OpenKey(wrap)
+		if err != nil {
+			return err
+		}
+		body, err := r.OpenBody(nk)
+		if err != nil {
+			return err
+		}
+		nodes[i] = &node{rec: r, hash: ents[i].Hash, key: nk, body: body}
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(recs)/256+1)
+	if workers <= 1 {
+		for i := range recs {
+			if err := open(i); err != nil {
+				return nil, err
+			}
+		}
+		return nodes, nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(recs); i += workers {
+				if err := open(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return nodes, nil
+}
+
+// view is a consistent, verified picture of the tree at one head: the folders listed so far.
+type view struct {
+	head     *format.Head
+	headHash [32]byte
+	buckets  *[256][32]byte
+
+	mu       sync.Mutex
+	folders  map[coffer.NodeID]*folder
+	entries  map[coffer.NodeID][]format.Entry // verified commitments of folders not decrypted
+	bucketOf map[uint8][]format.FolderSummary
+
+	top         *folder
+	root, trash *node
+}
+
+func newView(h *format.Head, hash [32]byte, buckets *[256][32]byte) *view {
+	return &view{head: h, headHash: hash, buckets: buckets, folders: map[coffer.NodeID]*folder{},
+		entries: map[coffer.NodeID][]format.Entry{}, bucketOf: map[uint8][]format.FolderSummary{}}
+}
+
+// view returns a view at the tree's current head, reusing the cached one if the head did not move.
+func (c *Client) view(ctx context.Context) (*view, error) {
+	const what = "top level"
+	raw, err := c.fetchListing(ctx, coffer.NodeID{}, what)
+	if err != nil {
+		return nil, err
+	}
+	h, hash, err := c.verifyHead(raw.headRaw, raw.seen, what)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	cached := c.cache
+	c.mu.Unlock()
+	if cached != nil && cached.headHash == hash {
+		return cached, nil
+	}
+	v := newView(h, hash, raw.buckets)
+	top, err := v.verifyRaw(raw, coffer.NodeID{}, c.treeWrap, true, what)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range top.children {
+		var slot **node
+		switch n.body.Role {
+		case format.RoleRoot:
+			slot = &v.root
+		case format.RoleTrash:
+			slot = &v.trash
+		default:
+			continue
+		}
+		if *slot != nil || !n.isDir() {
+			return nil, fmt.Errorf("client: list %s: two folders with the role %d: %w", what, n.body.Role, coffer.ErrAuth)
+		}
+		*slot = n
+	}
+	if v.root == nil || v.trash == nil {
+		return nil, fmt.Errorf("client: list %s: the root or trash folder is missing: %w", what, coffer.ErrAuth)
+	}
+	v.top = top
+	c.mu.Lock()
+	if c.cache == nil || c.cache.head.Version <= h.Version {
+		c.cache = v
+	}
+	c.mu.Unlock()
+	return v, nil
+}
+
+// verifyRaw checks a raw listing of folder id against the view's head and, if decrypt, opens its
+// children. A listing at another head returns errStale (after verifying and remembering that head).
+func (v *view) verifyRaw(raw *rawListing, id coffer.NodeID, wrap format.WrapKey, decrypt bool, what string) (*folder, error) {
+	if sha256.Sum256(raw.headRaw) != v.headHash {
+		return nil, errStale
+	}
+	if *raw.buckets != *v.buckets {
+		return nil, fmt.Errorf("client: list %s: bucket hashes differ under one head: %w", what, coffer.ErrAuth)
+	}
+	recs, ents, err := parseRecords(raw.recRaw)
+	if err != nil {
+		return nil, fmt.Errorf("client: list %s: %w", what, err)
+	}
+	if err := tree.VerifyListing(v.head.StateRoot, v.buckets, raw.bucket, id, ents); err != nil {
+		return nil, fmt.Errorf("client: list %s: %w", what, err)
+	}
+	v.mu.Lock()
+	v.bucketOf[format.BucketOf(id)] = raw.bucket
+	if !decrypt {
+		v.entries[id] = ents
+	}
+	v.mu.Unlock()
+	if !decrypt {
+		return nil, nil
+	}
+	nodes, err := openChildren(recs, ents, id, wrap, v.head.Writer)
+	if err != nil {
+		return nil, fmt.Errorf("client: list %s: %w", what, err)
+	}
+	isTrash := v.trash != nil && id == v.trash.id()
+	if !isTrash {
+		seen := make(map[string]bool, len(nodes))
+		for _, n := range nodes {
+			if seen[n.body.Name] {
+				return nil, fmt.Errorf("client: list %s: two entries named %q: %w", what, n.body.Name, coffer.ErrAuth)
+			}
+			seen[n.body.Name] = true
+		}
+	}
+	f := newFolder(id, wrap, nodes, isTrash)
+	v.mu.Lock()
+	v.folders[id] = f
+	v.mu.Unlock()
+	return f, nil
+}
+
+// list returns the verified listing of folder n (what names it in errors).
+func (v *view) list(ctx context.Context, c *Client, n *node, what string) (*folder, error) {
+	if !n.isDir() {
+		return nil, fmt.Errorf("client: %s is not a folder: %w", what, coffer.ErrInvalid)
+	}
+	v.mu.Lock()
+	f := v.folders[n.id()]
+	v.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	raw, err := c.fetchListing(ctx, n.id(), what)
+	if err != nil {
+		return nil, err
+	}
+	f, err = v.verifyRaw(raw, n.id(), n.childWrap(), true, what)
+	if errors.Is(err, errStale) {
+		if _, _, herr := c.verifyHead(raw.headRaw, raw.seen, what); herr != nil {
+			return nil, herr
+		}
+	}
+	return f, err
+}
+
+// withView runs fn on a view of the current head, restarting on errStale.
+func (c *Client) withView(ctx context.Context, fn func(v *view) error) error {
+	var err error
+	for i := 0; i < staleRetries; i++ {
+		var v *view
+		if v, err = c.view(ctx); err != nil {
+			return err
+		}
+		if err = fn(v); !errors.Is(err, errStale) {
+			return err
+		}
+	}
+	return fmt.Errorf("client: the tree keeps changing, try again: %w", coffer.ErrConflict)
+}
+
+// viewSource is tree.Source over a view: verified commitments of the folders a commit touches.
+type viewSource struct {
+	ctx   context.Context
+	c     *Client
+	v     *view
+	fresh map[coffer.NodeID]bool // folders created by the commit (no children yet)
+}
+
+func (s *viewSource) Children(id coffer.NodeID) ([]format.Entry, error) {
+	if s.fresh[id] {
+		return nil, nil
+	}
+	s.v.mu.Lock()
+	f, ents := s.v.folders[id], s.v.entries[id]
+	s.v.mu.Unlock()
+	if f != nil {
+		return f.entries(), nil
+	}
+	if ents != nil {
+		return ents, nil
+	}
+	if err := s.fetchHashes(id); err != nil {
+		return nil, err
+	}
+	s.v.mu.Lock()
+	defer s.v.mu.Unlock()
+	return s.v.entries[id], nil
+}
+
+func (s *viewSource) Bucket(b uint8) ([]format.FolderSummary, error) {
+	s.v.mu.Lock()
+	sums, ok := s.v.bucketOf[b]
+	s.v.mu.Unlock()
+	if ok {
+		return sums, nil
+	}
+	// The listing of any folder ID serves its bucket, even for a folder that does not exist.
+	if err := s.fetchHashes(coffer.NodeID{b, 0xff}); err != nil {
+		return nil, err
+	}
+	s.v.mu.Lock()
+	defer s.v.mu.Unlock()
+	return s.v.bucketOf[b], nil
+}
+
+func (s *viewSource) Buckets() (*[256][32]byte, error) { return s.v.buckets, nil }
+
+func (s *viewSource) fetchHashes(id coffer.NodeID) error {
+	what := "folder " + id.String()
+	raw, err := s.c.fetchListing(s.ctx, id, what)
+	if err != nil {
+		return err
+	}
+	_, err = s.v.verifyRaw(raw, id, format.WrapKey{}, false, what)
+	if errors.Is(err, errStale) {
+		if _, _, herr := s.c.verifyHead(raw.headRaw, raw.seen, what); herr != nil {
+			return herr
+		}
+	}
+	return err
+}
+
+// sortNodes sorts by node ID (the commitment order).
+func sortNodes(ns []*node) {
+	slices.SortFunc(ns, func(a, b *node) int { return bytes.Compare(a.rec.Node[:], b.rec.Node[:]) })
+}

@@ -1,0 +1,690 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"coffer"
+	"coffer/api"
+	"coffer/format"
+)
+
+// Packing: a big file's chunks go packChunks at a time into its own packs; small files (at most
+// packChunks chunks) are packed together up to packCap ciphertext bytes, never split.
+const (
+	packChunks = 4
+	packCap    = packChunks*(format.DefaultChunkSize+16) + 4096
+)
+
+// packEntry is one chunk inside a pack: plaintext at buf[off:off+plen], sealed in place.
+type packEntry struct {
+	f    *upFile
+	idx  uint64
+	off  int
+	plen int
+}
+
+// upPack is a blob being assembled.
+type upPack struct {
+	buf     []byte
+	n       int
+	entries []packEntry
+	files   []*upFile // distinct files with chunks in this pack
+	big     *upFile   // non-nil: the pack holds consecutive chunks of this one file
+}
+
+// uploader runs one upload's pipeline: reader → journal → Parallel sealing/uploading workers →
+// committer.
+type uploader struct {
+	c      *Client
+	opts   TransferOptions
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	tokens chan struct{} // bounds the pack buffers in use
+	free   chan []byte
+	jq     chan *upPack
+	work   chan *upPack
+	done   chan *upFile
+
+	cur     *upPack
+	scratch []byte
+
+	mu      sync.Mutex
+	files   int
+	bytes   int64
+	started []*upFile // files with a tracker, for Done(err) on failure
+	posted  atomic.Int64
+}
+
+// Upload copies local files and folders (recursively) to remote, with cp semantics: if remote is
+// an existing folder, each source goes inside it; otherwise a single source is written as remote.
+//
+// Existing remote files: one with the same name, size and modification time (to the nanosecond)
+// whose content hashes like the local file (the local file is re-read and hashed; nothing is
+// downloaded) is skipped (TransferResult.Skipped): this is what makes a re-run resume. Any other
+// existing file is replaced by a new version with Overwrite, and is an error wrapping
+// coffer.ErrExist without it (checked for every file before anything is uploaded). Symbolic
+// links and special files are skipped with a warning.
+//
+// Chunks (1 MiB) are encrypted under a fresh content key per file version and packed into blobs
+// of up to 4 MiB, Config.Parallel blobs in flight; file records are committed in batches (every
+// 1,000 files or 8 s, and at the end), each only after all its blobs were acknowledged. Memory
+// stays around Parallel × 2 × 4 MiB whatever the file sizes. Files over 4 MiB are journaled in
+// StateDir, so re-running an interrupted upload reuses the packs already stored.
+func (c *Client) Upload(ctx context.Context, locals []string, remote string, opts TransferOptions) (TransferResult, error) {
+	var plan *upPlan
+	err := c.withView(ctx, func(v *view) error {
+		var err error
+		plan, err = c.planUpload(ctx, v, locals, remote, opts)
+		return err
+	})
+	if err != nil {
+		return TransferResult{}, err
+	}
+	res := TransferResult{Folders: plan.folders, Skipped: plan.skipped, Warnings: plan.warnings}
+	if len(plan.warnings) > 0 {
+		c.log.Warn("client: upload skipped links or special files", "count", len(plan.warnings))
+	}
+	if err := c.createDirs(ctx, plan.dirs); err != nil {
+		return res, err
+	}
+	if len(plan.files) == 0 {
+		return res, nil
+	}
+	u := c.newUploader(ctx, opts)
+	err = u.run(plan.files)
+	res.Files, res.Bytes = u.files, u.bytes
+	return res, err
+}
+
+func (c *Client) newUploader(ctx context.Context, opts TransferOptions) *uploader {
+	nbuf := 2 * c.cfg.Parallel
+	u := &uploader{c: c, opts: opts,
+		tokens: make(chan struct{}, nbuf), free: make(chan []byte, nbuf),
+		jq: make(chan *upPack, nbuf), work: make(chan *upPack), done: make(chan *upFile, 4096)}
+	u.ctx, u.cancel = context.WithCancelCause(ctx)
+	return u
+}
+
+func (u *uploader) fail(err error) {
+	if err != nil {
+		u.cancel(err)
+	}
+}
+
+// err returns the pipeline's first failure.
+func (u *uploader) err() error {
+	if err := context.Cause(u.ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return u.ctx.Err()
+}
+
+func (u *uploader) run(files []*upFile) error {
+	defer u.cancel(nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // reader
+		defer wg.Done()
+		defer close(u.jq)
+		for _, f := range files {
+			if err := u.readFile(f); err != nil {
+				u.fail(err)
+				return
+			}
+		}
+		u.fail(u.flush())
+	}()
+	wg.Add(1)
+	go func() { // journal: record chunk hashes durably before they are encrypted
+		defer wg.Done()
+		defer close(u.work)
+		for p := range u.jq {
+			// Take every pack already waiting, so one fsync covers them all.
+			batch := []*upPack{p}
+		more:
+			for len(batch) < cap(u.tokens) {
+				select {
+				case q, ok := <-u.jq:
+					if !ok {
+						break more
+					}
+					batch = append(batch, q)
+				default:
+					break more
+				}
+			}
+			if err := u.journalBatch(batch); err != nil {
+				u.fail(err)
+			}
+			for _, q := range batch {
+				if u.ctx.Err() != nil {
+					u.release(q)
+					continue
+				}
+				select {
+				case u.work <- q:
+				case <-u.ctx.Done():
+					u.release(q)
+				}
+			}
+		}
+	}()
+	var workers sync.WaitGroup
+	for i := 0; i < u.c.cfg.Parallel; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for p := range u.work {
+				if u.ctx.Err() != nil {
+					u.release(p)
+					continue
+				}
+				u.fail(u.sendPack(p))
+			}
+		}()
+	}
+	go func() { workers.Wait(); close(u.done) }()
+
+	err := u.commitLoop()
+	u.fail(err)
+	wg.Wait()
+	workers.Wait()
+	for range u.done {
+	}
+	if err == nil {
+		err = u.err()
+	}
+	if err != nil {
+		for _, f := range u.started {
+			f.tracker.Done(err)
+			if f.journal != nil {
+				f.journal.close(false)
+			}
+		}
+	}
+	return err
+}
+
+// journalBatch durably records the plaintext hashes of the journaled chunks of packs, before any
+// of them is encrypted (one fsync per journal).
+func (u *uploader) journalBatch(batch []*upPack) error {
+	type rec struct {
+		idx  []uint64
+		sums [][32]byte
+	}
+	recs := map[*upJournal]*rec{}
+	var order []*upJournal
+	for _, p := range batch {
+		if p.big == nil || p.big.journal == nil {
+			continue
+		}
+		j := p.big.journal
+		r := recs[j]
+		if r == nil {
+			r = &rec{}
+			recs[j] = r
+			order = append(order, j)
+		}
+		for _, e := range p.entries {
+			r.idx = append(r.idx, e.idx)
+			r.sums = append(r.sums, sha256.Sum256(p.buf[e.off:e.off+e.plen]))
+		}
+	}
+	for _, j := range order {
+		if err := j.recordHashes(recs[j].idx, recs[j].sums); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getBuf waits for a free pack buffer.
+func (u *uploader) getBuf() ([]byte, error) {
+	select {
+	case u.tokens <- struct{}{}:
+	case <-u.ctx.Done():
+		return nil, u.err()
+	}
+	select {
+	case b := <-u.free:
+		return b, nil
+	default:
+		return make([]byte, packCap), nil
+	}
+}
+
+func (u *uploader) release(p *upPack) {
+	if p.buf == nil {
+		return
+	}
+	u.free <- p.buf
+	p.buf = nil
+	<-u.tokens
+}
+
+// flush hands the current pack to the journal stage.
+func (u *uploader) flush() error {
+	p := u.cur
+	u.cur = nil
+	if p == nil || len(p.entries) == 0 {
+		if p != nil {
+			u.release(p)
+		}
+		return nil
+	}
+	select {
+	case u.jq <- p:
+		return nil
+	case <-u.ctx.Done():
+		u.release(p)
+		return u.err()
+	}
+}
+
+func (u *uploader) newPack(big *upFile) error {
+	b, err := u.getBuf()
+	if err != nil {
+		return err
+	}
+	u.cur = &upPack{buf: b, big: big}
+	return nil
+}
+
+// readFile reads, hashes and packs one file's chunks.
+func (u *uploader) readFile(f *upFile) error {
+	fh, err := os.Open(f.local)
+	if err != nil {
+		return fmt.Errorf("client: upload: %w", err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("client: upload: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("client: upload: %s is no longer a regular file: %w", f.local, coffer.ErrConflict)
+	}
+	f.size, f.mtime, f.mode = fi.Size(), fi.ModTime().UnixNano(), uint32(fi.Mode().Perm())
+	size := uint64(f.size)
+	const cs = format.DefaultChunkSize
+	n := format.ChunkCount(size, cs)
+	f.chunks = make([]format.ChunkRef, n)
+	f.tracker = startTracker(u.opts.Progress, f.local, f.size)
+	u.started = append(u.started, f)
+	big := n > packChunks
+
+	var reuse map[uint64]journalPack
+	f.key = format.NewContentKey()
+	if big && u.c.cfg.StateDir != "" {
+		if reuse, err = u.openJournal(fh, f); err != nil {
+			return err
+		}
+	}
+	f.ciph = f.key.Cipher()
+
+	h := sha256.New()
+	if !big && n > 0 {
+		if need := int(size) + 16*int(n); u.cur == nil || u.cur.big != nil || u.cur.n+need > len(u.cur.buf) {
+			if err := u.flush(); err != nil {
+				return err
+			}
+			if err := u.newPack(nil); err != nil {
+				return err
+			}
+		}
+	}
+	changed := func() error {
+		return fmt.Errorf("client: upload %s: the file changed while it was read: %w", f.local, coffer.ErrConflict)
+	}
+	for i := uint64(0); i < n; i++ {
+		if p, ok := reuse[i]; ok {
+			if u.cur != nil && u.cur.big == f {
+				if err := u.flush(); err != nil {
+					return err
+				}
+			}
+			if err := u.reusePack(fh, f, h, p); err != nil {
+				return err
+			}
+			i += p.count - 1
+			continue
+		}
+		plen := int(format.ChunkPlainLen(size, cs, i))
+		if big && (u.cur == nil || u.cur.big != f || len(u.cur.entries) == packChunks) {
+			if err := u.flush(); err != nil {
+				return err
+			}
+			if err := u.newPack(f); err != nil {
+				return err
+			}
+		}
+		p := u.cur
+		buf := p.buf[p.n : p.n+plen]
+		if _, err := io.ReadFull(fh, buf); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return changed()
+			}
+			return fmt.Errorf("client: upload: %w", err)
+		}
+		h.Write(buf)
+		if len(p.files) == 0 || p.files[len(p.files)-1] != f {
+			p.files = append(p.files, f)
+			f.mu.Lock()
+			f.pending++
+			f.mu.Unlock()
+		}
+		p.entries = append(p.entries, packEntry{f: f, idx: i, off: p.n, plen: plen})
+		p.n += plen + 16
+	}
+	if fi2, err := fh.Stat(); err != nil || fi2.Size() != fi.Size() || !fi2.ModTime().Equal(fi.ModTime()) {
+		return changed()
+	}
+	f.hash = [32]byte(h.Sum(nil))
+	if big {
+		if err := u.flush(); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.readDone = true
+	complete := f.pending == 0 && !f.sent
+	f.sent = f.sent || complete
+	f.mu.Unlock()
+	if complete {
+		return u.deliver(f)
+	}
+	return nil
+}
+
+func (u *uploader) deliver(f *upFile) error {
+	select {
+	case u.done <- f:
+		return nil
+	case <-u.ctx.Done():
+		return u.err()
+	}
+}
+
+// openJournal resumes or starts the journal of a big file. It sets f.key and returns the packs
+// that may be reused.
+func (u *uploader) openJournal(fh *os.File, f *upFile) (map[uint64]journalPack, error) {
+	jp := journalPath(u.c.cfg.StateDir, u.c.account, f.local, f.remote)
+	hdr := journalHeader{Local: f.local, Remote: f.remote, Size: f.size, MTime: f.mtime, ChunkSize: format.DefaultChunkSize}
+	j, err := loadJournal(jp)
+	if err != nil {
+		u.c.log.Warn("client: upload: unreadable journal, starting over", "err", err)
+		j = nil
+	}
+	if j != nil && j.hdr.Size == f.size && j.hdr.MTime == f.mtime && j.hdr.ChunkSize == format.DefaultChunkSize {
+		key, ok := j.key()
+		same := false
+		if ok {
+			if same, err = verifyJournal(fh, j, uint64(f.size)); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := fh.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("client: upload: %w", err)
+		}
+		if same {
+			reuse := j.reusable(uint64(f.size))
+			present, err := u.c.presentBlobs(u.ctx, reuse)
+			if err != nil {
+				return nil, err
+			}
+			for first, p := range reuse {
+				if !present[p.blob] {
+					delete(reuse, first)
+				}
+			}
+			if err := j.open(); err != nil {
+				return nil, err
+			}
+			f.key, f.journal = key, j
+			return reuse, nil
+		}
+	}
+	hdr.Key = fmt.Sprintf("%x", f.key[:])
+	if f.journal, err = createJournal(jp, hdr); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// presentBlobs asks the server which of the packs' blobs it still stores.
+func (c *Client) presentBlobs(ctx context.Context, packs map[uint64]journalPack) (map[coffer.BlobID]bool, error) {
+	out := map[coffer.BlobID]bool{}
+	if len(packs) == 0 {
+		return out, nil
+	}
+	req := api.BlobsRequest{}
+	for _, p := range packs {
+		req.Blobs = append(req.Blobs, p.blob)
+	}
+	var resp api.BlobsResponse
+	if err := c.http.json(ctx, "POST", "/v1/blobs/check", &req, &resp, true, false); err != nil {
+		return nil, fmt.Errorf("client: upload: check blobs: %w", err)
+	}
+	for _, b := range resp.Present {
+		out[b] = true
+	}
+	return out, nil
+}
+
+// reusePack re-reads the chunks of an already stored pack, checks them against the journal and
+// takes over its chunk references.
+func (u *uploader) reusePack(fh *os.File, f *upFile, h io.Writer, p journalPack) error {
+	const cs = format.DefaultChunkSize
+	if u.scratch == nil {
+		u.scratch = make([]byte, cs)
+	}
+	var off uint64
+	for i := p.first; i < p.first+p.count; i++ {
+		plen := format.ChunkPlainLen(uint64(f.size), cs, i)
+		buf := u.scratch[:plen]
+		if _, err := io.ReadFull(fh, buf); err != nil {
+			return fmt.Errorf("client: upload %s: the file changed while it was read: %w", f.local, coffer.ErrConflict)
+		}
+		if sha256.Sum256(buf) != f.journal.hashes[i] {
+			return fmt.Errorf("client: upload %s: the file changed during the upload (chunk %d): %w", f.local, i, coffer.ErrConflict)
+		}
+		h.Write(buf)
+		f.chunks[i] = format.ChunkRef{Blob: p.blob, Offset: off, Length: plen + 16}
+		off += uint64(plen) + 16
+		f.tracker.Add(int64(plen))
+	}
+	return nil
+}
+
+// sendPack seals a pack's chunks in place, uploads it and records the chunk references.
+func (u *uploader) sendPack(p *upPack) error {
+	defer u.release(p)
+	for _, e := range p.entries {
+		last := e.idx == uint64(len(e.f.chunks))-1
+		e.f.ciph.Seal(p.buf[e.off:e.off], p.buf[e.off:e.off+e.plen], e.idx, last)
+	}
+	blob, err := u.c.putBlob(u.ctx, p.buf[:p.n])
+	if err != nil {
+		return err
+	}
+	u.posted.Add(1)
+	added := map[*upFile]int64{}
+	for _, e := range p.entries {
+		e.f.chunks[e.idx] = format.ChunkRef{Blob: blob, Offset: uint64(e.off), Length: uint32(e.plen + 16)}
+		added[e.f] += int64(e.plen)
+	}
+	if p.big != nil && p.big.journal != nil {
+		if err := p.big.journal.recordPack(journalPack{first: p.entries[0].idx, count: uint64(len(p.entries)), blob: blob}); err != nil {
+			return err
+		}
+	}
+	for _, f := range p.files {
+		f.tracker.Add(added[f])
+		f.mu.Lock()
+		f.pending--
+		complete := f.pending == 0 && f.readDone && !f.sent
+		f.sent = f.sent || complete
+		f.mu.Unlock()
+		if complete {
+			if err := u.deliver(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// putBlob uploads one blob (retried on network errors: blobs are content-addressed).
+func (c *Client) putBlob(ctx context.Context, b []byte) (coffer.BlobID, error) {
+	resp, err := c.http.do(ctx, call{method: "POST", path: "/v1/trees/" + c.tree.String() + "/blobs",
+		body: b, ctype: "application/octet-stream", retry: true})
+	if err != nil {
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob: %w", err)
+	}
+	defer resp.Body.Close()
+	var out api.BlobPutResponse
+	if err := decodeJSONBody(resp, &out); err != nil {
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob: %w", err)
+	}
+	if out.Size != int64(len(b)) || out.Blob.IsZero() {
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob: the server acknowledged %d of %d bytes: %w", out.Size, len(b), coffer.ErrCorrupt)
+	}
+	return out.Blob, nil
+}
+
+// commitLoop commits finished files in batches until the workers are done.
+func (u *uploader) commitLoop() error {
+	var batch []*upFile
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case f, ok := <-u.done:
+			if !ok {
+				if err := u.err(); err != nil {
+					return err
+				}
+				return u.commitBatch(batch)
+			}
+			if len(batch) == 0 {
+				timer.Reset(u.c.batchEvery)
+			}
+			batch = append(batch, f)
+			if len(batch) >= u.c.batchFiles {
+				timer.Stop()
+				if err := u.commitBatch(batch); err != nil {
+					return err
+				}
+				batch = nil
+			}
+		case <-timer.C:
+			if len(batch) > 0 {
+				if err := u.commitBatch(batch); err != nil {
+					return err
+				}
+				batch = nil
+			}
+		case <-u.ctx.Done():
+			return u.err()
+		}
+	}
+}
+
+// sealSpec is one file record to seal.
+type sealSpec struct {
+	id     coffer.NodeID
+	parent *node
+	prev   *node
+	nk     format.NodeKey
+	body   *format.Body
+}
+
+// commitBatch commits the records of finished files (one commit, rebuilt if the head moves).
+func (u *uploader) commitBatch(files []*upFile) error {
+	if len(files) == 0 {
+		return nil
+	}
+	ctx := u.ctx
+	err := u.c.update(ctx, func(t *txn) error {
+		specs := make([]sealSpec, len(files))
+		for i, f := range files {
+			fl, err := t.v.list(ctx, u.c, f.dir.n, f.dir.path)
+			if err != nil {
+				return err
+			}
+			s := sealSpec{id: f.id, parent: f.dir.n, nk: f.nk}
+			if ex := fl.byName[f.name]; ex != nil {
+				if ex.isDir() || !u.opts.Overwrite {
+					return fmt.Errorf("client: upload: %s: %w", f.remote, coffer.ErrExist)
+				}
+				s.id, s.prev, s.nk = ex.id(), ex, ex.key
+			}
+			s.body = &format.Body{Name: f.name, MTime: f.mtime, Mode: f.mode, Content: &format.Content{
+				Key: f.key, Commitment: f.key.Commitment(), Size: uint64(f.size), ChunkSize: format.DefaultChunkSize,
+				Hash: f.hash, Chunks: f.chunks}}
+			specs[i] = s
+		}
+		staged, err := u.c.sealAll(specs)
+		if err != nil {
+			return err
+		}
+		for _, s := range staged {
+			if err := t.add(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	for _, f := range files {
+		u.files++
+		u.bytes += f.size
+	}
+	u.mu.Unlock()
+	for _, f := range files {
+		f.tracker.Done(nil)
+		f.tracker = nopTracker{}
+		if f.journal != nil {
+			f.journal.close(true)
+			f.journal = nil
+		}
+	}
+	return nil
+}
+
+// sealAll seals file records on every core.
+func (c *Client) sealAll(specs []sealSpec) ([]*staged, error) {
+	out := make([]*staged, len(specs))
+	errs := make([]error, len(specs))
+	workers := min(runtime.GOMAXPROCS(0), len(specs)/64+1)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(specs); i += workers {
+				s := specs[i]
+				out[i], errs[i] = c.seal(format.KindFile, s.id, s.parent, s.prev, s.nk, s.body)
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,102 @@
+// Command coffer is the Coffer command-line client and server.
+//
+// `coffer serve` runs the server; every other command talks to one. See `coffer --help` and
+// README.md in this directory for commands, environment variables and exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the process exit code. It installs the signal
+// handling: the first SIGINT/SIGTERM cancels the command's context (transfers stop cleanly, the
+// exit code is 130 for client commands, 0 for `coffer serve`); a second one kills the process.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case sig := <-sigs:
+			cancel(&interruptedError{sig: sig})
+		case <-done:
+		}
+		signal.Stop(sigs) // a second signal gets the default action: the process dies
+	}()
+
+	app := newApp(stdin, stdout, stderr)
+	root := app.rootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ie *interruptedError
+	if errors.As(context.Cause(ctx), &ie) && app.kind != kindServe {
+		// Whatever the command was doing when the signal arrived, it stopped because of it.
+		var inner *interruptedError
+		if errors.As(err, &inner) || errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w: stopped cleanly; re-run the same command to resume", ie)
+		} else {
+			err = fmt.Errorf("%w: %v", ie, err)
+		}
+	}
+	if !app.ran {
+		err = usageErr(err)
+	}
+	code := exitCode(err)
+	if app.kind != kindClient && code == exitUnreachable {
+		code = exitError // e.g. serve's listen address in use: no server to reach
+	}
+	name := app.cmdName
+	if name == "" {
+		name = commandName(root, args)
+	}
+	fmt.Fprintf(stderr, "coffer: %s%s\n", prefix(name), message(err))
+	if code == exitUsage && !errors.Is(err, errNoPassword) {
+		hint := "coffer --help"
+		if name != "" {
+			hint = "coffer " + name + " --help"
+		}
+		fmt.Fprintf(stderr, "Run '%s' for usage.\n", hint)
+	}
+	return code
+}
+
+func prefix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return name + ": "
+}
+
+// commandName finds the (sub)command path named by args, for error messages about a command
+// line that failed to parse.
+func commandName(root *cobra.Command, args []string) string {
+	c, _, err := root.Find(args)
+	if err != nil || c == nil || c == root {
+		return ""
+	}
+	return strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+}
+
+// interruptedError is the cancellation cause installed when a signal arrives.
+type interruptedError struct{ sig os.Signal }
+
+func (e *interruptedError) Error() string { return "interrupted" }
