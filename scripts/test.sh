@@ -16,5 +16,9 @@ fi
 echo "== js/wasm build of the format package"
 GOOS=js GOARCH=wasm go build ./format/...
 
+echo "== services: S3 (versitygw)"
+# shellcheck source=s3.sh
+source scripts/s3.sh
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...
