@@ -16,6 +16,10 @@ fi
 echo "== js/wasm build of the format package"
 GOOS=js GOARCH=wasm go build ./format/...
 
+echo "== services: PostgreSQL"
+# shellcheck source=pg.sh
+source scripts/pg.sh
+
 echo "== services: S3 (versitygw)"
 # shellcheck source=s3.sh
 source scripts/s3.sh

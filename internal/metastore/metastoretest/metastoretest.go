@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"ReRefreshKeepsBlobYoung", testReAddKeepsYoung},
 		{"AllAndReferencedBlobs", testAllAndReferenced},
 	}
+	tests = append(tests, moreTests...) // concurrency.go
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
