@@ -130,12 +130,19 @@ _coffer_s3_stop() {
 	rm -rf "$root"
 }
 
-# _coffer_s3_chain_trap adds a command to the EXIT trap of the sourcing shell, keeping its own.
+# _coffer_s3_chain_trap adds a command to the commands the sourcing shell runs on EXIT. pg.sh and
+# s3.sh share the list (_COFFER_EXIT_CMDS) and one EXIT trap, so sourcing both stops both.
 _coffer_s3_chain_trap() {
-	local old
-	old=$(trap -p EXIT | sed -e "s/^trap -- '//" -e "s/' EXIT\$//")
-	# shellcheck disable=SC2064
-	trap "$1${old:+; $old}" EXIT
+	_COFFER_EXIT_CMDS+=("$1")
+	trap '_coffer_run_exit_cmds' EXIT
+}
+
+# _coffer_run_exit_cmds runs the registered exit commands, newest first.
+_coffer_run_exit_cmds() {
+	local i
+	for ((i = ${#_COFFER_EXIT_CMDS[@]} - 1; i >= 0; i--)); do
+		eval "${_COFFER_EXIT_CMDS[i]}" || true
+	done
 }
 
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
