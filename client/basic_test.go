@@ -22,6 +22,12 @@ func TestSignupMkdirMoveTrash(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t)
 	c := env.Client(t, "alice")
+	if _, err := client.Signup(ctx, env.Config(""), client.SignupOptions{Username: "alice", Password: []byte("x")}); !errors.Is(err, coffer.ErrExist) {
+		t.Fatalf("duplicate signup: %v", err)
+	}
+	if _, err := client.Signup(ctx, env.Config(""), client.SignupOptions{Username: "Bad Name", Password: []byte("x")}); !errors.Is(err, coffer.ErrInvalid) {
+		t.Fatalf("invalid username: %v", err)
+	}
 	if _, err := c.Mkdir(ctx, "/a/b/c", true); err != nil {
 		t.Fatal(err)
 	}

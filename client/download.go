@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,8 @@ type dlFile struct {
 	oneUnit   bool
 	firstUnit int
 	parts     [][]byte
+	// journaled: a partial-download journal may exist beside the file (remove it when done).
+	journaled bool
 
 	fh      *os.File
 	h       hash.Hash
@@ -114,6 +118,9 @@ func (c *Client) planDownload(ctx context.Context, v *view, remotes []string, lo
 		return nil, fmt.Errorf("client: download: folder %s does not exist: %w", filepath.Dir(local), coffer.ErrNotFound)
 	}
 	plan := &dlPlan{}
+	// On case-insensitive file systems two remote names may land on one local file.
+	folded := map[string]string{}
+	foldCase := runtime.GOOS == "darwin" || runtime.GOOS == "windows"
 	for _, r := range remotes {
 		loc, err := v.resolve(ctx, c, r)
 		if err != nil {
@@ -134,6 +141,13 @@ func (c *Client) planDownload(ctx context.Context, v *view, remotes []string, lo
 			lp, err := safeLocalJoin(target, w.rel)
 			if err != nil {
 				return nil, fmt.Errorf("client: download %s: %w", w.e.Path, err)
+			}
+			if foldCase {
+				k := strings.ToLower(lp)
+				if other, dup := folded[k]; dup {
+					return nil, fmt.Errorf("client: download %s and %s would be one local file on this system: %w", other, w.e.Path, coffer.ErrExist)
+				}
+				folded[k] = w.e.Path
 			}
 			if err := c.planLocal(plan, w, lp, opts); err != nil {
 				return nil, err
@@ -193,6 +207,7 @@ func (f *dlFile) resumable() uint64 {
 	if err != nil {
 		return 0
 	}
+	f.journaled = true
 	var j partialJournal
 	if json.Unmarshal(b, &j) != nil || j.Node != f.n.id() || j.Version != f.n.rec.Version ||
 		j.Hash != fmt.Sprintf("%x", f.ct.Hash) || j.Chunks > uint64(len(f.ct.Chunks)) {
@@ -210,8 +225,8 @@ func (f *dlFile) resumable() uint64 {
 type downloader struct {
 	c       *Client
 	opts    TransferOptions
-	pending []*dlFile // closed files awaiting one sync and their rename (sink goroutine)
-	cur     *dlFile
+	pending []*dlFile        // closed files awaiting one sync and their rename (sink goroutine)
+	active  map[*dlFile]bool // partial files open in the sink
 
 	jobs   chan *dlFile
 	wg     sync.WaitGroup
@@ -269,7 +284,7 @@ func (d *downloader) setErr(err error) {
 func (d *downloader) writeSmall(f *dlFile) error {
 	f.h = sha256.New()
 	f.tracker = startTracker(d.opts.Progress, f.remote, int64(f.ct.Size))
-	os.Remove(f.journalPath())
+	f.removeJournal()
 	fh, err := os.OpenFile(f.partial, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("client: download: %w", err)
@@ -352,18 +367,21 @@ func (d *downloader) run(ctx context.Context, files []*dlFile) error {
 	return err
 }
 
-// abort leaves the file in progress resumable, unless verification failed (then it is deleted).
+// abort leaves the files in progress resumable, unless verification failed (then they are
+// deleted).
 func (d *downloader) abort(err error) {
-	f := d.cur
-	d.cur = nil
-	if f == nil || f.fh == nil {
-		return
+	for f := range d.active {
+		d.abortFile(f, err)
 	}
+	d.active = nil
+}
+
+func (d *downloader) abortFile(f *dlFile, err error) {
 	f.tracker.Done(err)
 	if errors.Is(err, coffer.ErrAuth) || len(f.ct.Chunks) <= packChunks {
 		f.fh.Close()
 		os.Remove(f.partial)
-		os.Remove(f.journalPath())
+		f.removeJournal()
 		return
 	}
 	if f.fh.Sync() == nil {
@@ -372,14 +390,25 @@ func (d *downloader) abort(err error) {
 	f.fh.Close()
 }
 
+func (f *dlFile) removeJournal() {
+	if f.journaled {
+		os.Remove(f.journalPath())
+		f.journaled = false
+	}
+}
+
 func (f *dlFile) writeJournal() error {
+	f.journaled = true
 	b, _ := json.Marshal(partialJournal{Node: f.n.id(), Version: f.n.rec.Version, Hash: fmt.Sprintf("%x", f.ct.Hash), Chunks: f.next})
 	return writeFileAtomic(f.journalPath(), b, 0o600)
 }
 
 // open starts (or resumes) the partial file of f.
 func (d *downloader) open(f *dlFile) error {
-	d.cur = f
+	if d.active == nil {
+		d.active = map[*dlFile]bool{}
+	}
+	d.active[f] = true
 	f.h = sha256.New()
 	f.tracker = startTracker(d.opts.Progress, f.remote, int64(f.ct.Size))
 	if f.start > 0 {
@@ -398,19 +427,25 @@ func (d *downloader) open(f *dlFile) error {
 			}
 			fh.Close()
 		}
+		delete(d.active, f)
+		f.removeJournal()
 		return fmt.Errorf("client: download %s: cannot resume (run again to start over): %w", f.remote, err)
 	}
-	os.Remove(f.journalPath())
+	f.removeJournal()
 	fh, err := os.OpenFile(f.partial, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
+		delete(d.active, f)
 		return fmt.Errorf("client: download: %w", err)
 	}
 	f.fh = fh
 	return nil
 }
 
-// sink writes a unit's verified chunks in order and finishes completed files.
+// sink writes a unit's verified chunks in order and finishes completed files. Whole small files
+// go to the writer goroutines; the others are written here while a goroutine hashes the same
+// chunks (both in order), then finished.
 func (d *downloader) sink(u *dlUnit) error {
+	var seq []*dlItem
 	for i := range u.items {
 		it := &u.items[i]
 		f := it.f
@@ -427,23 +462,51 @@ func (d *downloader) sink(u *dlUnit) error {
 		}
 		if f.fh == nil {
 			if err := d.open(f); err != nil {
-				d.cur = nil
 				return err
 			}
 		}
+		seq = append(seq, it)
+	}
+	if len(seq) == 0 {
+		return nil
+	}
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for _, it := range seq {
+			if !it.finish {
+				it.f.h.Write(it.plain)
+			}
+		}
+	}()
+	err := d.writeSeq(seq)
+	<-hashed
+	if err != nil {
+		return err
+	}
+	for _, it := range seq {
 		if it.finish {
-			if err := d.finish(f); err != nil {
+			if err := d.finish(it.f); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// writeSeq writes chunks to their open partial files and journals big files' progress.
+func (d *downloader) writeSeq(seq []*dlItem) error {
+	for _, it := range seq {
+		if it.finish {
 			continue
 		}
+		f := it.f
 		if it.idx != f.next {
 			return fmt.Errorf("client: download %s: chunk %d out of order: %w", f.remote, it.idx, coffer.ErrInvalid)
 		}
 		if _, err := f.fh.Write(it.plain); err != nil {
 			return fmt.Errorf("client: download: %w", err)
 		}
-		f.h.Write(it.plain)
 		f.next++
 		f.written += uint64(len(it.plain))
 		f.tracker.Add(int64(len(it.plain)))
@@ -464,7 +527,7 @@ func (d *downloader) finish(f *dlFile) error {
 	if err := d.closeVerified(f); err != nil {
 		return err
 	}
-	d.cur = nil
+	delete(d.active, f)
 	if len(f.ct.Chunks) <= packChunks {
 		d.pending = append(d.pending, f)
 		if len(d.pending) >= syncGroup {
@@ -516,7 +579,7 @@ func (d *downloader) place(f *dlFile) error {
 	if err := os.Rename(f.partial, f.local); err != nil {
 		return fmt.Errorf("client: download: %w", err)
 	}
-	os.Remove(f.journalPath())
+	f.removeJournal()
 	f.tracker.Done(nil)
 	d.mu.Lock()
 	d.files++

@@ -349,3 +349,53 @@ func TestEmptyTrashMakesBlobsCollectable(t *testing.T) {
 }
 
 func farFuture() time.Time { return time.Now().Add(24 * time.Hour) }
+
+// A bad chunk late in a big file: the partial file written so far is deleted, the destination
+// is untouched, and Cat stops after the verified prefix.
+func TestHostileBigFileLateChunk(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	c := env.Client(t, "nina")
+	src := filepath.Join(t.TempDir(), "big")
+	data := randBytes(10<<20 + 17)
+	writeFile(t, src, data)
+	if _, err := c.Upload(ctx, []string{src}, "/big", client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	gets := 0
+	env.SetHook(func(req *http.Request, resp *http.Response) error {
+		if !isBlobGet(req, resp) || !strings.Contains(req.Header.Get("Range"), "bytes=0-") {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		gets++
+		b, _ := testenv.ReadBody(resp)
+		if len(b) < 4<<20 { // the last pack (2 chunks of the tail)
+			b[len(b)-1] ^= 1
+		}
+		testenv.ReplaceBody(resp, b)
+		return nil
+	})
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "big")
+	writeFile(t, dst, []byte("old"))
+	_, err := c.Download(ctx, []string{"/big"}, dst, client.TransferOptions{Overwrite: true})
+	if !errors.Is(err, coffer.ErrAuth) || !strings.Contains(err.Error(), "/big") {
+		t.Fatalf("download: %v", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "old" {
+		t.Fatal("destination touched")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("leftovers after a verification failure: %v", ents)
+	}
+	var out bytes.Buffer
+	if err := c.Cat(ctx, "/big", &out); !errors.Is(err, coffer.ErrAuth) {
+		t.Fatalf("cat: %v", err)
+	}
+	if out.Len() != 8<<20 || !bytes.Equal(out.Bytes(), data[:8<<20]) {
+		t.Fatalf("cat wrote %d bytes before failing, want the 8 MiB verified prefix", out.Len())
+	}
+}

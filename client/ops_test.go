@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -114,12 +115,12 @@ func TestConcurrentWritersRetry(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 5; i++ {
 		for _, c := range []*client.Client{a, b} {
 			wg.Add(1)
 			go func(c *client.Client, i int) {
 				defer wg.Done()
-				_, err := c.Mkdir(ctx, "/d/"+string(rune('a'+i))+c.Whoami().Server[len(c.Whoami().Server)-1:]+string(rune('0'+i)), true)
+				_, err := c.Mkdir(ctx, "/d/n"+string(rune('0'+i)), true) // both clients race on each name
 				errs <- err
 			}(c, i)
 		}
@@ -132,7 +133,7 @@ func TestConcurrentWritersRetry(t *testing.T) {
 		}
 	}
 	es, err := a.List(ctx, "/d")
-	if err != nil || len(es) != 10 {
+	if err != nil || len(es) != 5 {
 		t.Fatalf("list: %v %v", names(es), err)
 	}
 }
@@ -162,5 +163,96 @@ func TestRetriesTransientFailures(t *testing.T) {
 	sameFile(t, src, dst)
 	if fails.Load() < 4 {
 		t.Fatalf("only %d requests went through the failing hook", fails.Load())
+	}
+}
+
+type recProgress struct {
+	mu       sync.Mutex
+	started  map[string]int64
+	added    int64
+	done     int
+	warnings []string
+}
+
+func (p *recProgress) Start(name string, size int64) client.Tracker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.started[name] = size
+	return p
+}
+func (p *recProgress) Add(n int64) { p.mu.Lock(); p.added += n; p.mu.Unlock() }
+func (p *recProgress) Done(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		p.done++
+	}
+}
+func (p *recProgress) Warn(msg string) {
+	p.mu.Lock()
+	p.warnings = append(p.warnings, msg)
+	p.mu.Unlock()
+}
+
+func TestProgressAndOrigins(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	c := env.Client(t, "olaf")
+	src := filepath.Join(t.TempDir(), "src")
+	writeFile(t, filepath.Join(src, "a"), randBytes(6<<20))
+	writeFile(t, filepath.Join(src, "b"), randBytes(10))
+	if err := os.Symlink("a", filepath.Join(src, "l")); err != nil {
+		t.Fatal(err)
+	}
+	p := &recProgress{started: map[string]int64{}}
+	res, err := c.Upload(ctx, []string{src}, "/", client.TransferOptions{Progress: p})
+	if err != nil || res.Files != 2 || res.Bytes != 6<<20+10 {
+		t.Fatalf("upload: %+v %v", res, err)
+	}
+	if p.added != 6<<20+10 || p.done != 2 || len(p.started) != 2 || len(p.warnings) != 1 {
+		t.Fatalf("progress: added %d done %d started %v warnings %v", p.added, p.done, p.started, p.warnings)
+	}
+	p = &recProgress{started: map[string]int64{}}
+	if _, err := c.Download(ctx, []string{"/src"}, filepath.Join(t.TempDir(), "out"), client.TransferOptions{Progress: p}); err != nil {
+		t.Fatal(err)
+	}
+	if p.added != 6<<20+10 || p.done != 2 || p.started["/src/a"] != 6<<20 {
+		t.Fatalf("download progress: added %d done %d started %v", p.added, p.done, p.started)
+	}
+
+	// Uploading under a missing folder fails; the trash forgets origins that are gone.
+	if _, err := c.Upload(ctx, []string{filepath.Join(src, "b")}, "/nope/b", client.TransferOptions{}); !errors.Is(err, coffer.ErrNotFound) {
+		t.Fatalf("upload under a missing folder: %v", err)
+	}
+	if err := c.Remove(ctx, "/src/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(ctx, "/src"); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Trash(ctx)
+	if err != nil || len(tr) != 2 {
+		t.Fatalf("trash: %v", err)
+	}
+	for _, e := range tr {
+		switch e.Name {
+		case "b":
+			if e.TrashOrigin != "" {
+				t.Fatalf("origin of b is in the trash, got %q", e.TrashOrigin)
+			}
+		case "src":
+			if e.TrashOrigin != "/" || e.Path != "/src" {
+				t.Fatalf("origin of src: %+v", e)
+			}
+		}
+	}
+	if err := c.RestoreTrash(ctx, "b", ""); !errors.Is(err, coffer.ErrNotFound) {
+		t.Fatalf("restore without an origin: %v", err)
+	}
+	if err := c.RestoreTrash(ctx, "b", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stat(ctx, "/b"); err != nil {
+		t.Fatal(err)
 	}
 }

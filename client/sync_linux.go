@@ -4,20 +4,39 @@ package client
 
 import (
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
 
-// syncFiles makes the given files durable. On Linux one syncfs(2) of their filesystem replaces
-// a fsync per file (files of one download group live on one filesystem; the first decides).
+// syncFiles makes the given files durable. On Linux one syncfs(2) per filesystem replaces a
+// fsync per file (a download group usually lives on one filesystem).
 func syncFiles(paths []string) error {
-	if len(paths) == 0 {
-		return nil
+	done := map[uint64]bool{}
+	dirs := map[string]bool{}
+	for _, p := range paths {
+		dir := filepath.Dir(p)
+		if dirs[dir] {
+			continue
+		}
+		dirs[dir] = true
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); err != nil {
+			return err
+		}
+		if done[st.Dev] {
+			continue
+		}
+		done[st.Dev] = true
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = unix.Syncfs(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			return err
+		}
 	}
-	f, err := os.Open(paths[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
+	return nil
 }

@@ -1,15 +1,16 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"coffer"
@@ -55,14 +56,14 @@ type uploader struct {
 	work   chan *upPack
 	done   chan *upFile
 
-	cur     *upPack
-	scratch []byte
+	cur       *upPack
+	scratch   []byte
+	preTokens chan struct{} // read-ahead window of small files
 
 	mu      sync.Mutex
 	files   int
 	bytes   int64
 	started []*upFile // files with a tracker, for Done(err) on failure
-	posted  atomic.Int64
 }
 
 // Upload copies local files and folders (recursively) to remote, with cp semantics: if remote is
@@ -132,6 +133,7 @@ func (u *uploader) err() error {
 func (u *uploader) run(files []*upFile) error {
 	defer u.cancel(nil)
 	var wg sync.WaitGroup
+	u.startPrefetch(files, &wg)
 	wg.Add(1)
 	go func() { // reader
 		defer wg.Done()
@@ -201,9 +203,7 @@ func (u *uploader) run(files []*upFile) error {
 	workers.Wait()
 	for range u.done {
 	}
-	if err == nil {
-		err = u.err()
-	}
+	// commitLoop returns nil only after every file was committed.
 	if err != nil {
 		for _, f := range u.started {
 			f.tracker.Done(err)
@@ -302,14 +302,27 @@ func (u *uploader) newPack(big *upFile) error {
 
 // readFile reads, hashes and packs one file's chunks.
 func (u *uploader) readFile(f *upFile) error {
-	fh, err := os.Open(f.local)
-	if err != nil {
-		return fmt.Errorf("client: upload: %w", err)
-	}
-	defer fh.Close()
-	fi, err := fh.Stat()
-	if err != nil {
-		return fmt.Errorf("client: upload: %w", err)
+	var (
+		fh  *os.File
+		src io.Reader
+		fi  os.FileInfo
+		err error
+	)
+	if f.pre != nil { // read ahead by a prefetch worker
+		pre, err := u.prefetched(f)
+		if err != nil {
+			return err
+		}
+		fi, src = pre.fi, bytes.NewReader(pre.data)
+	} else {
+		if fh, err = os.Open(f.local); err != nil {
+			return fmt.Errorf("client: upload: %w", err)
+		}
+		defer fh.Close()
+		if fi, err = fh.Stat(); err != nil {
+			return fmt.Errorf("client: upload: %w", err)
+		}
+		src = fh
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("client: upload: %s is no longer a regular file: %w", f.local, coffer.ErrConflict)
@@ -370,7 +383,7 @@ func (u *uploader) readFile(f *upFile) error {
 		}
 		p := u.cur
 		buf := p.buf[p.n : p.n+plen]
-		if _, err := io.ReadFull(fh, buf); err != nil {
+		if _, err := io.ReadFull(src, buf); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				return changed()
 			}
@@ -386,7 +399,12 @@ func (u *uploader) readFile(f *upFile) error {
 		p.entries = append(p.entries, packEntry{f: f, idx: i, off: p.n, plen: plen})
 		p.n += plen + 16
 	}
-	if fi2, err := fh.Stat(); err != nil || fi2.Size() != fi.Size() || !fi2.ModTime().Equal(fi.ModTime()) {
+	if f.pre != nil {
+		if f.pre.changed {
+			return changed()
+		}
+		f.pre = nil
+	} else if fi2, err := fh.Stat(); err != nil || fi2.Size() != fi.Size() || !fi2.ModTime().Equal(fi.ModTime()) {
 		return changed()
 	}
 	f.hash = [32]byte(h.Sum(nil))
@@ -418,7 +436,11 @@ func (u *uploader) deliver(f *upFile) error {
 // openJournal resumes or starts the journal of a big file. It sets f.key and returns the packs
 // that may be reused.
 func (u *uploader) openJournal(fh *os.File, f *upFile) (map[uint64]journalPack, error) {
-	jp := journalPath(u.c.cfg.StateDir, u.c.account, f.local, f.remote)
+	abs, err := filepath.Abs(f.local)
+	if err != nil {
+		return nil, fmt.Errorf("client: upload: %w", err)
+	}
+	jp := journalPath(u.c.cfg.StateDir, u.c.account, abs, f.remote)
 	hdr := journalHeader{Local: f.local, Remote: f.remote, Size: f.size, MTime: f.mtime, ChunkSize: format.DefaultChunkSize}
 	j, err := loadJournal(jp)
 	if err != nil {
@@ -517,7 +539,6 @@ func (u *uploader) sendPack(p *upPack) error {
 	if err != nil {
 		return err
 	}
-	u.posted.Add(1)
 	added := map[*upFile]int64{}
 	for _, e := range p.entries {
 		e.f.chunks[e.idx] = format.ChunkRef{Blob: blob, Offset: uint64(e.off), Length: uint32(e.plen + 16)}

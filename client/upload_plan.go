@@ -49,6 +49,7 @@ type upFile struct {
 	hash    [32]byte
 	journal *upJournal
 	tracker Tracker
+	pre     *prefetch // small files: read ahead by a prefetch worker
 
 	mu       sync.Mutex
 	pending  int  // packs holding chunks of this file not yet acknowledged
