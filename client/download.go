@@ -23,11 +23,12 @@ import (
 
 // Downloads write ".<name>.coffer-partial" beside the target and journal big files' progress in
 // ".<name>.coffer-partial.json" every journalEvery chunks, so a re-run resumes from the verified
-// prefix. Small finished files are made durable in groups of syncGroup (one filesystem sync).
+// prefix. Small finished files are made durable in groups of up to syncGroup (one filesystem
+// sync for every file that finished while the previous sync ran).
 const (
 	partialSuffix = ".coffer-partial"
 	journalEvery  = 32
-	syncGroup     = 256
+	syncGroup     = 4096
 )
 
 // dlFile is one remote file being written locally.
@@ -43,11 +44,15 @@ type dlFile struct {
 	// oneUnit: every chunk arrives in one unit, so a writer goroutine can write the whole file.
 	oneUnit   bool
 	firstUnit int
-	parts     [][]byte
+	parts     [][]byte // point into unit's buffer, held until the writer is done
+	unit      *dlUnit
+	tokens    int // writer-queue budget held (see downloader.budget)
 	// journaled: a partial-download journal may exist beside the file (remove it when done).
 	journaled bool
 
 	fh      *os.File
+	syncing chan struct{} // closed when the background checkpoint (sync + journal) is done
+	syncErr error         // its result, read after syncing is closed
 	h       hash.Hash
 	next    uint64
 	written uint64
@@ -70,6 +75,7 @@ type dlPlan struct {
 	files   []*dlFile
 	skipped int
 	folders int
+	names   map[string]map[string]bool // folder (with separator) → entry names; nil: unknown
 }
 
 // Download copies remote files and folders to local with cp semantics: if local is an existing
@@ -159,7 +165,11 @@ func (c *Client) planDownload(ctx context.Context, v *view, remotes []string, lo
 
 // planLocal checks one destination and adds it to the plan.
 func (c *Client) planLocal(plan *dlPlan, w walked, lp string, opts TransferOptions) error {
-	st, err := os.Lstat(lp)
+	var st os.FileInfo
+	err := fs.ErrNotExist
+	if plan.mayExist(lp) {
+		st, err = os.Lstat(lp)
+	}
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("client: download: %w", err)
@@ -196,9 +206,34 @@ func (c *Client) planLocal(plan *dlPlan, w walked, lp string, opts TransferOptio
 	name := filepath.Base(lp)
 	f := &dlFile{remote: w.e.Path, local: lp, n: w.n, ct: ct, ciph: ct.Key.Cipher(),
 		partial: filepath.Join(filepath.Dir(lp), "."+name+partialSuffix)}
-	f.start = f.resumable()
+	if plan.mayExist(f.journalPath()) {
+		f.start = f.resumable()
+	}
 	plan.files = append(plan.files, f)
 	return nil
+}
+
+// mayExist reports whether p may exist, from one listing per folder (a folder the download
+// creates has no entries), so a download of many new files costs no failed lookup per file.
+func (plan *dlPlan) mayExist(p string) bool {
+	dir, name := filepath.Split(p)
+	if plan.names == nil {
+		plan.names = map[string]map[string]bool{}
+	}
+	names, ok := plan.names[dir]
+	if !ok {
+		ents, err := os.ReadDir(filepath.Join(dir, "."))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			names = nil // unknown: look every name up
+		} else {
+			names = make(map[string]bool, len(ents))
+			for _, e := range ents {
+				names[e.Name()] = true
+			}
+		}
+		plan.names[dir] = names
+	}
+	return names == nil || names[name]
 }
 
 // resumable returns the verified chunk count of a matching partial download, or 0.
@@ -223,12 +258,18 @@ func (f *dlFile) resumable() uint64 {
 // downloader is the in-order sink of a download. Files whose chunks arrive in one unit (small
 // files) are written by smallWriters goroutines; others are written in order by the sink.
 type downloader struct {
-	c       *Client
-	opts    TransferOptions
-	pending []*dlFile        // closed files awaiting one sync and their rename (sink goroutine)
-	active  map[*dlFile]bool // partial files open in the sink
+	c      *Client
+	opts   TransferOptions
+	active map[*dlFile]bool // partial files open in the sink
+	// placeQ carries closed, verified small files to the placer, which makes every file waiting
+	// durable with one filesystem sync and renames them (group commit: the slower the sync,
+	// the larger the group).
+	placeQ chan *dlFile
 
-	jobs   chan *dlFile
+	jobs chan *dlFile
+	// budget bounds the bytes of small files queued for the writers (one token per 64 KiB),
+	// so queued files cannot pin more than writerBudget bytes of range buffers.
+	budget chan struct{}
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	files  int
@@ -237,32 +278,59 @@ type downloader struct {
 	failed atomic.Bool
 }
 
-const smallWriters = 4
+const (
+	smallWriters = 4
+	writerBudget = 16 << 20
+	budgetToken  = 64 << 10
+)
 
-// writer writes whole small files and places them in groups.
+// writer writes whole small files and hands them to the placer.
 func (d *downloader) writer() {
 	defer d.wg.Done()
-	var pending []*dlFile
-	flush := func() {
-		if err := d.placeAll(pending); err != nil {
-			d.setErr(err)
-		}
-		pending = nil
-	}
 	for f := range d.jobs {
+		var err error
+		if !d.failed.Load() {
+			err = d.writeSmall(f)
+		}
+		f.parts = nil
+		f.unit.release()
+		f.unit = nil
+		for ; f.tokens > 0; f.tokens-- {
+			<-d.budget
+		}
 		if d.failed.Load() {
 			continue
 		}
-		if err := d.writeSmall(f); err != nil {
+		if err != nil {
 			d.setErr(err)
 			continue
 		}
-		pending = append(pending, f)
-		if len(pending) >= syncGroup/smallWriters {
-			flush()
+		d.placeQ <- f
+	}
+}
+
+// placer syncs and renames the small files of placeQ in groups until it is closed. Files already
+// verified are placed even after another part of the download failed.
+func (d *downloader) placer(done chan<- struct{}) {
+	defer close(done)
+	for f := range d.placeQ {
+		group := []*dlFile{f}
+	more:
+		for len(group) < syncGroup {
+			select {
+			case g, ok := <-d.placeQ:
+				if !ok {
+					break more
+				}
+				group = append(group, g)
+			default:
+				break more
+			}
+		}
+		if err := d.placeAll(group); err != nil {
+			d.setErr(err)
 		}
 	}
-	flush()
 }
 
 func (d *downloader) writerErr() error {
@@ -346,6 +414,10 @@ func (d *downloader) run(ctx context.Context, files []*dlFile) error {
 		b.finish(f)
 	}
 	d.jobs = make(chan *dlFile, 64)
+	d.budget = make(chan struct{}, writerBudget/budgetToken)
+	d.placeQ = make(chan *dlFile, syncGroup)
+	placed := make(chan struct{})
+	go d.placer(placed)
 	for i := 0; i < smallWriters; i++ {
 		d.wg.Add(1)
 		go d.writer()
@@ -353,16 +425,14 @@ func (d *downloader) run(ctx context.Context, files []*dlFile) error {
 	err := d.c.fetchUnits(ctx, b.units, d.sink)
 	close(d.jobs)
 	d.wg.Wait()
-	if err == nil {
-		err = d.writerErr()
-	}
-	if err == nil {
-		err = d.flushPending()
-	}
 	if err != nil {
 		d.abort(err)
-		// Files already verified are still made durable and moved into place.
-		_ = d.flushPending()
+	}
+	// Files already verified are still made durable and moved into place.
+	close(d.placeQ)
+	<-placed
+	if err == nil {
+		err = d.writerErr()
 	}
 	return err
 }
@@ -377,6 +447,7 @@ func (d *downloader) abort(err error) {
 }
 
 func (d *downloader) abortFile(f *dlFile, err error) {
+	_ = f.waitSync()
 	f.tracker.Done(err)
 	if errors.Is(err, coffer.ErrAuth) || len(f.ct.Chunks) <= packChunks {
 		f.fh.Close()
@@ -385,7 +456,8 @@ func (d *downloader) abortFile(f *dlFile, err error) {
 		return
 	}
 	if f.fh.Sync() == nil {
-		_ = f.writeJournal()
+		f.journaled = true
+		_ = f.writeJournal(f.next)
 	}
 	f.fh.Close()
 }
@@ -397,10 +469,50 @@ func (f *dlFile) removeJournal() {
 	}
 }
 
-func (f *dlFile) writeJournal() error {
-	f.journaled = true
-	b, _ := json.Marshal(partialJournal{Node: f.n.id(), Version: f.n.rec.Version, Hash: fmt.Sprintf("%x", f.ct.Hash), Chunks: f.next})
+// writeJournal records that the first n chunks of the partial file are durable (the caller
+// sets f.journaled first).
+func (f *dlFile) writeJournal(n uint64) error {
+	b, _ := json.Marshal(partialJournal{Node: f.n.id(), Version: f.n.rec.Version, Hash: fmt.Sprintf("%x", f.ct.Hash), Chunks: n})
 	return writeFileAtomic(f.journalPath(), b, 0o600)
+}
+
+// checkpoint makes the first f.next chunks durable and journals them in the background, so the
+// sink keeps writing while the disk flushes. A checkpoint still running is not waited for (the
+// next one covers more); its error is returned by a later checkpoint or waitSync.
+func (f *dlFile) checkpoint() error {
+	if f.syncing != nil {
+		select {
+		case <-f.syncing:
+		default:
+			return nil
+		}
+		if err := f.waitSync(); err != nil {
+			return err
+		}
+	}
+	n, ch := f.next, make(chan struct{})
+	f.journaled, f.syncing = true, ch
+	go func() {
+		defer close(ch)
+		if err := f.fh.Sync(); err != nil {
+			f.syncErr = fmt.Errorf("client: download: %w", err)
+			return
+		}
+		f.syncErr = f.writeJournal(n)
+	}()
+	return nil
+}
+
+// waitSync waits for the background checkpoint, if any, and returns its error.
+func (f *dlFile) waitSync() error {
+	if f.syncing == nil {
+		return nil
+	}
+	<-f.syncing
+	f.syncing = nil
+	err := f.syncErr
+	f.syncErr = nil
+	return err
 }
 
 // open starts (or resumes) the partial file of f.
@@ -457,6 +569,12 @@ func (d *downloader) sink(u *dlUnit) error {
 			if d.failed.Load() {
 				return d.writerErr()
 			}
+			f.tokens = min(max(1, int((f.ct.Size+budgetToken-1)/budgetToken)), cap(d.budget))
+			for range f.tokens {
+				d.budget <- struct{}{}
+			}
+			u.refs.Add(1)
+			f.unit = u
 			d.jobs <- f
 			continue
 		}
@@ -511,10 +629,7 @@ func (d *downloader) writeSeq(seq []*dlItem) error {
 		f.written += uint64(len(it.plain))
 		f.tracker.Add(int64(len(it.plain)))
 		if len(f.ct.Chunks) > packChunks && f.next%journalEvery == 0 {
-			if err := f.fh.Sync(); err != nil {
-				return fmt.Errorf("client: download: %w", err)
-			}
-			if err := f.writeJournal(); err != nil {
+			if err := f.checkpoint(); err != nil {
 				return err
 			}
 		}
@@ -529,10 +644,7 @@ func (d *downloader) finish(f *dlFile) error {
 	}
 	delete(d.active, f)
 	if len(f.ct.Chunks) <= packChunks {
-		d.pending = append(d.pending, f)
-		if len(d.pending) >= syncGroup {
-			return d.flushPending()
-		}
+		d.placeQ <- f
 		return nil
 	}
 	return d.place(f)
@@ -541,6 +653,9 @@ func (d *downloader) finish(f *dlFile) error {
 // closeVerified checks the whole-file hash and size, sets the mode, syncs big files, closes the
 // partial file and sets its mtime.
 func (d *downloader) closeVerified(f *dlFile) error {
+	if err := f.waitSync(); err != nil {
+		return err
+	}
 	if f.written != f.ct.Size || [32]byte(f.h.Sum(nil)) != f.ct.Hash {
 		return fmt.Errorf("client: download %s: content does not match its hash: %w", f.remote, coffer.ErrAuth)
 	}
@@ -565,13 +680,6 @@ func (d *downloader) closeVerified(f *dlFile) error {
 		return fmt.Errorf("client: download: %w", err)
 	}
 	return nil
-}
-
-// flushPending makes the sink's pending small files durable and places them.
-func (d *downloader) flushPending() error {
-	fs := d.pending
-	d.pending = nil
-	return d.placeAll(fs)
 }
 
 // place renames a verified, synced partial file over its destination.

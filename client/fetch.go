@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"coffer"
 	"coffer/format"
@@ -36,6 +37,43 @@ type dlUnit struct {
 	buf      []byte
 	err      error
 	ready    chan struct{}
+	// refs counts the holders of buf (fetchUnits while the sink runs, plus writers of small
+	// files whose chunks point into it); the last release returns buf to pool.
+	refs atomic.Int32
+	pool *bufPool
+}
+
+// release drops one reference to u's buffer.
+func (u *dlUnit) release() {
+	if u.refs.Add(-1) == 0 && u.buf != nil {
+		u.pool.put(u.buf)
+		u.buf = nil
+	}
+}
+
+// bufPool recycles the range buffers of one download: faulting in fresh pages for every range
+// costs more CPU than decrypting them, and reuse keeps the heap (and RSS) at the window's size.
+type bufPool struct{ free chan []byte }
+
+func newBufPool(n int) *bufPool { return &bufPool{free: make(chan []byte, n)} }
+
+// get returns a buffer of length n (recycled if one is large enough).
+func (p *bufPool) get(n uint64) []byte {
+	select {
+	case b := <-p.free:
+		if uint64(cap(b)) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n, max(n, packCap))
+}
+
+func (p *bufPool) put(b []byte) {
+	select {
+	case p.free <- b[:0]:
+	default:
+	}
 }
 
 // unitBuilder groups chunks into units in sink order.
@@ -77,8 +115,10 @@ func (c *Client) fetchUnits(ctx context.Context, units []*dlUnit, sink func(*dlU
 	defer cancel()
 	window := make(chan struct{}, 2*c.cfg.Parallel)
 	jobs := make(chan *dlUnit)
+	pool := newBufPool(2*c.cfg.Parallel + smallWriters)
 	for _, u := range units {
 		u.ready = make(chan struct{})
+		u.pool = pool
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -118,11 +158,12 @@ func (c *Client) fetchUnits(ctx context.Context, units []*dlUnit, sink func(*dlU
 		if u.err != nil {
 			return u.err
 		}
+		u.refs.Add(1)
 		err := sink(u)
-		u.buf = nil
 		for i := range u.items {
 			u.items[i].plain = nil
 		}
+		u.release()
 		<-window
 		if err != nil {
 			return err
@@ -150,7 +191,7 @@ func (c *Client) fetchUnit(ctx context.Context, u *dlUnit) error {
 	var buf []byte
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if buf, err = c.getRange(ctx, u.blob, u.off, n); err == nil || ctx.Err() != nil || !errors.Is(err, io.ErrUnexpectedEOF) {
+		if buf, err = c.getRange(ctx, u.blob, u.off, n, u.pool); err == nil || ctx.Err() != nil || !errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}
 	}
@@ -186,7 +227,7 @@ func (c *Client) fetchUnit(ctx context.Context, u *dlUnit) error {
 }
 
 // getRange reads exactly n bytes at off of a blob. A short body is io.ErrUnexpectedEOF.
-func (c *Client) getRange(ctx context.Context, id coffer.BlobID, off, n uint64) ([]byte, error) {
+func (c *Client) getRange(ctx context.Context, id coffer.BlobID, off, n uint64, pool *bufPool) ([]byte, error) {
 	h := http.Header{}
 	h.Set("Range", "bytes="+strconv.FormatUint(off, 10)+"-"+strconv.FormatUint(off+n-1, 10))
 	resp, err := c.http.do(ctx, call{method: "GET", path: "/v1/blobs/" + id.String(), header: h, retry: true})
@@ -202,8 +243,9 @@ func (c *Client) getRange(ctx context.Context, id coffer.BlobID, off, n uint64) 
 	} else if resp.StatusCode != http.StatusPartialContent {
 		return nil, fmt.Errorf("blob %s: unexpected HTTP status %d: %w", id, resp.StatusCode, coffer.ErrCorrupt)
 	}
-	buf := make([]byte, n)
+	buf := pool.get(n)
 	if _, err := io.ReadFull(body, buf); err != nil {
+		pool.put(buf)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -121,6 +121,7 @@ func (a *app) rootCommand() *cobra.Command {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}
+	a.addLinkCommands(root) // link.go: `coffer link` and `coffer contact`, link URLs for get/ls/cat
 	wrapArgs(root)
 	return root
 }

@@ -65,9 +65,27 @@ func shortHome(p string) string {
 	return p
 }
 
+// storeFlags adds --db and --blobs to c.
+func storeFlags(c *cobra.Command, db, blobs *string) {
+	c.Flags().StringVar(db, "db", "", "metadata store: a SQLite file path, sqlite:PATH or postgres://… (env COFFER_DB; default DATA/meta.db)")
+	if blobs != nil {
+		c.Flags().StringVar(blobs, "blobs", "", "blob store: a directory, file:PATH or s3://bucket/prefix?endpoint=host:port&region=…&insecure=1 (env COFFER_BLOBS; default DATA)")
+	}
+}
+
+// storeConfig resolves the store flags of an admin command (after --config was applied).
+func storeConfig(dataDir, db, blobs string) server.StoreConfig {
+	if dataDir == "" {
+		dataDir = defaultDataDir()
+	}
+	return server.StoreConfig{DataDir: dataDir, DB: envOr(db, "COFFER_DB"), Blobs: envOr(blobs, "COFFER_BLOBS")}
+}
+
 func (a *app) serveCmd() *cobra.Command {
 	var (
 		dataDir, listen, cert, key, quota string
+		db, blobs, configFile             string
+		metricsListen                     string
 		inviteOnly                        bool
 		keepVersions                      int
 	)
@@ -77,14 +95,35 @@ func (a *app) serveCmd() *cobra.Command {
 		Long: `Run the Coffer server: metadata in SQLite (DATA/meta.db), blobs on disk (DATA/blobs). With no flags it
 just works: data in the OS user data directory, listening on 127.0.0.1:8420 (put a TLS-terminating
 proxy in front, or give --tls-cert and --tls-key, before exposing it). SIGINT or SIGTERM shuts it
-down gracefully (in-flight requests finish). Logs are JSON lines on stderr.`,
+down gracefully (in-flight requests finish). Logs are JSON lines on stderr.
+
+To grow beyond one machine, put the metadata in PostgreSQL (--db postgres://…) and the blobs in
+S3 (--blobs s3://…; credentials from COFFER_S3_ACCESS_KEY/COFFER_S3_SECRET_KEY or the AWS_*
+variables, never in the URL) and run as many nodes as needed behind a load balancer: with
+PostgreSQL the nodes share change notifications (LISTEN/NOTIFY), login challenges, blob locks
+and the server secret through the database. GET /metrics serves Prometheus metrics, GET /readyz
+checks both stores (use --metrics-listen to keep metrics off the public address). See
+doc/SCALING.md.
+
+` + configFileHelp,
 		Example: "  coffer serve\n  coffer serve --data /srv/coffer --listen 0.0.0.0:8420 --tls-cert cert.pem --tls-key key.pem\n" +
-			"  coffer serve --invite-only --quota 10GiB --keep-versions 20",
+			"  coffer serve --invite-only --quota 10GiB --keep-versions 20\n" +
+			"  coffer serve --db postgres://coffer@db/coffer --blobs 's3://coffer-blobs/prod?region=eu-central-1'\n" +
+			"  coffer serve --config /etc/coffer/server.conf",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.kind = kindServe
+			if configFile != "" {
+				if err := applyConfigFile(cmd, configFile); err != nil {
+					return err
+				}
+			}
 			if dataDir == "" {
 				dataDir = defaultDataDir()
+			}
+			db, blobs = envOr(db, "COFFER_DB"), envOr(blobs, "COFFER_BLOBS")
+			if _, _, err := server.ParseDBURL(db); err != nil {
+				return usagef("--db: %w", err)
 			}
 			if listen == "" {
 				listen = os.Getenv("COFFER_LISTEN")
@@ -106,7 +145,7 @@ down gracefully (in-flight requests finish). Logs are JSON lines on stderr.`,
 				return usagef("--keep-versions: must not be negative, got %d", keepVersions)
 			}
 			err := server.Serve(cmd.Context(), server.ServeConfig{
-				DataDir: dataDir, Listen: listen, TLSCert: cert, TLSKey: key,
+				DataDir: dataDir, DB: db, Blobs: blobs, Listen: listen, TLSCert: cert, TLSKey: key, MetricsListen: metricsListen,
 				InviteOnly: inviteOnly, DefaultQuota: q, KeepVersions: keepVersions,
 				Logger: slog.New(slog.NewJSONHandler(a.stderr, nil)),
 				OnListen: func(url string) {
@@ -123,11 +162,14 @@ down gracefully (in-flight requests finish). Logs are JSON lines on stderr.`,
 	c.Flags().BoolVar(&inviteOnly, "invite-only", false, "sign-up needs an invite code from 'coffer admin invite'")
 	c.Flags().StringVar(&quota, "quota", "", "per-account storage quota: BYTES or e.g. 500MiB, 10GiB, 1TB (default unlimited)")
 	c.Flags().IntVar(&keepVersions, "keep-versions", server.DefaultKeepVersions, "older versions kept per file")
+	storeFlags(c, &db, &blobs)
+	c.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve GET /metrics only on this separate address (plain HTTP; keep it private) instead of the main one")
+	c.Flags().StringVar(&configFile, "config", "", "read settings from this key=value file (see above)")
 	return c
 }
 
 func (a *app) adminCmd() *cobra.Command {
-	var dataDir string
+	var dataDir, db, blobs, configFile string
 	invite := &cobra.Command{
 		Use:     "invite",
 		Short:   "Create a single-use invite code",
@@ -136,10 +178,12 @@ func (a *app) adminCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.kind = kindAdmin
-			if dataDir == "" {
-				dataDir = defaultDataDir()
+			if configFile != "" {
+				if err := applyConfigFile(cmd, configFile); err != nil {
+					return err
+				}
 			}
-			code, err := server.CreateInvite(cmd.Context(), dataDir)
+			code, err := server.CreateInviteIn(cmd.Context(), storeConfig(dataDir, db, ""))
 			if err != nil {
 				return err
 			}
@@ -148,6 +192,8 @@ func (a *app) adminCmd() *cobra.Command {
 		},
 	}
 	dataDirFlag(invite, &dataDir)
+	storeFlags(invite, &db, nil)
+	invite.Flags().StringVar(&configFile, "config", "", "read --data and --db from serve's key=value config file")
 	fsck := &cobra.Command{
 		Use:   "fsck",
 		Short: "Check the server's stores",
@@ -158,10 +204,12 @@ reported, never repaired. Run it while the server is stopped. Exit status 0: cle
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.kind = kindAdmin
-			if dataDir == "" {
-				dataDir = defaultDataDir()
+			if configFile != "" {
+				if err := applyConfigFile(cmd, configFile); err != nil {
+					return err
+				}
 			}
-			n, err := server.Fsck(cmd.Context(), dataDir, a.stdout)
+			n, err := server.FsckIn(cmd.Context(), storeConfig(dataDir, db, blobs), a.stdout)
 			if err != nil {
 				return err
 			}
@@ -172,14 +220,16 @@ reported, never repaired. Run it while the server is stopped. Exit status 0: cle
 		},
 	}
 	dataDirFlag(fsck, &dataDir)
+	storeFlags(fsck, &db, &blobs)
+	fsck.Flags().StringVar(&configFile, "config", "", "read --data, --db and --blobs from serve's key=value config file")
 	c := &cobra.Command{
 		Use:     "admin",
-		Short:   "Server administration: invites, store checks",
-		Example: "  coffer admin invite\n  coffer admin fsck",
+		Short:   "Server administration: invites, store checks, migration between stores",
+		Example: "  coffer admin invite\n  coffer admin fsck\n  coffer admin migrate --from-db /srv/coffer/meta.db --from-blobs /srv/coffer --to-db postgres://… --to-blobs s3://…",
 		Args:    cobra.NoArgs,
 		RunE:    groupHelp,
 	}
-	c.AddCommand(invite, fsck)
+	c.AddCommand(invite, fsck, a.migrateCmd())
 	return c
 }
 

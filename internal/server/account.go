@@ -74,6 +74,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return internalError("create account", err)
 	}
+	s.metrics.commits.Add(1)
 	s.publish(ctx, acct.ID, seq)
 	token, sess, err := s.createSession(ctx, acct.ID, req.Device)
 	if err != nil {

@@ -160,24 +160,31 @@ func (s *Server) newChallenge(username string) [32]byte {
 
 // useChallenge checks that c was issued for username, has not expired and was not used before,
 // and marks it used. A challenge is spent even when the login it carries then fails.
-func (s *Server) useChallenge(username string, c []byte) bool {
+func (s *Server) useChallenge(ctx context.Context, username string, c []byte) (bool, error) {
 	if len(c) != 32 {
-		return false
+		return false, nil
 	}
 	m := s.mac("challenge", []byte(username), c[:16])
 	if !hmac.Equal(m[:16], c[16:]) {
-		return false
+		return false, nil
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint32(c[12:16])), 0)
 	now := s.now()
 	if now.After(exp) {
-		return false
+		return false, nil
 	}
-	return s.challenges.use([32]byte(c), exp, now)
+	if s.cfg.Challenges != nil {
+		fresh, err := s.cfg.Challenges.SpendChallenge(ctx, [32]byte(c), exp)
+		if err != nil {
+			return false, internalError("spend challenge", err)
+		}
+		return fresh, nil
+	}
+	return s.challenges.use([32]byte(c), exp, now), nil
 }
 
 // challengeSet remembers spent challenges until they expire. It is per process: a multi-node
-// deployment must keep it in the shared store (or route a login to one node).
+// deployment sets Config.Challenges (a set shared by every node) instead.
 type challengeSet struct {
 	mu        sync.Mutex
 	used      map[[32]byte]time.Time
@@ -330,7 +337,10 @@ func (s *Server) loginFailed(ctx context.Context, keys []string) error {
 func (s *Server) verifyProof(ctx context.Context, r *http.Request, acctID coffer.AccountID, known bool,
 	username string, challenge, sig, loginKey []byte, purpose uint8) error {
 	keys := failureKeys(r, username)
-	ok := s.useChallenge(username, challenge)
+	ok, err := s.useChallenge(ctx, username, challenge)
+	if err != nil {
+		return err
+	}
 	if len(loginKey) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize && len(challenge) == 32 {
 		msg := format.LoginMessage(acctID, username, [32]byte(challenge), purpose)
 		ok = ed25519.Verify(ed25519.PublicKey(loginKey), msg, sig) && ok

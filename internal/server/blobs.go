@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,9 +68,11 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 	}
 
 	// Bookkeeping, serialised against GC deleting the same blob (see collectOne).
-	mu := &s.blobLocks[bid[0]]
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := s.lockBlob(ctx, bid)
+	if err != nil {
+		return internalError("blob put: lock", err)
+	}
+	defer unlock()
 	if _, err := s.blobs.Stat(ctx, bid); errors.Is(err, coffer.ErrNotFound) {
 		return errUnavailable("blob was garbage-collected during the upload; retry")
 	} else if err != nil {
@@ -89,6 +93,8 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 	case err != nil:
 		return internalError("blob put: add", err)
 	}
+	s.metrics.blobPuts.Add(1)
+	s.metrics.blobPutBytes.Add(size)
 	writeJSON(w, http.StatusOK, api.BlobPutResponse{Blob: bid, Size: size})
 	return nil
 }
@@ -104,12 +110,28 @@ func (s *Server) handleBlobCheck(w http.ResponseWriter, r *http.Request, sess *m
 		return errBadRequest("blobs: more than %d ids", maxCheckBlobs)
 	}
 	resp := api.BlobsResponse{Present: []coffer.BlobID{}}
-	seen := make(map[coffer.BlobID]bool, len(req.Blobs))
-	for _, id := range req.Blobs {
-		if seen[id] {
-			continue
+	// In ID order, so that each lock partition (first byte) is taken once per request: with a
+	// cluster-wide BlobLocker a lock costs database round trips.
+	ids := slices.Clone(req.Blobs)
+	slices.SortFunc(ids, func(a, b coffer.BlobID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
+	var unlock func()
+	defer func() {
+		if unlock != nil {
+			unlock()
 		}
-		seen[id] = true
+	}()
+	for i, id := range ids {
+		if unlock == nil || id[0] != ids[i-1][0] {
+			if unlock != nil {
+				unlock()
+				unlock = nil
+			}
+			var err error
+			if unlock, err = s.lockBlob(r.Context(), id); err != nil {
+				return internalError("blob check: lock", err)
+			}
+		}
 		present, err := s.refreshBlob(r, sess.Account, id)
 		if err != nil {
 			return err
@@ -122,11 +144,9 @@ func (s *Server) handleBlobCheck(w http.ResponseWriter, r *http.Request, sess *m
 	return nil
 }
 
+// refreshBlob refreshes the creation time of id if acct owns it. The caller holds id's lock.
 func (s *Server) refreshBlob(r *http.Request, acct coffer.AccountID, id coffer.BlobID) (bool, error) {
 	ctx := r.Context()
-	mu := &s.blobLocks[id[0]]
-	mu.Lock()
-	defer mu.Unlock()
 	info, err := s.meta.Blob(ctx, id)
 	if errors.Is(err, coffer.ErrNotFound) {
 		return false, nil

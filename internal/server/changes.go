@@ -23,15 +23,17 @@ const (
 )
 
 // Notifier carries "account acct has a new commit at seq" between the commit path and the change
-// streams. The in-process Hub serves a single node; a multi-node deployment replaces it (e.g.
-// PostgreSQL LISTEN/NOTIFY carrying only account and sequence).
+// streams. The in-process Hub serves a single node; a multi-node deployment replaces it
+// (internal/notify: PostgreSQL LISTEN/NOTIFY carrying only account and sequence).
 type Notifier interface {
 	// Publish announces seq for acct. Delivery is best effort: subscribers re-read the feed
 	// from the store, so a lost notification only delays a stream until the next one.
 	Publish(ctx context.Context, acct coffer.AccountID, seq coffer.Seq) error
 	// Subscribe returns a channel that receives the latest announced seq for acct (older
 	// undelivered values are replaced, never queued) and a cancel function. The channel is closed
-	// after cancel, when ctx ends, or when the notifier closes.
+	// after cancel, when ctx ends, or when the notifier closes. A notifier that may have lost
+	// notifications (e.g. after a reconnect) sends a seq above any real one, such as
+	// math.MaxUint64: streams then re-read their feed from the store.
 	Subscribe(ctx context.Context, acct coffer.AccountID) (<-chan coffer.Seq, func())
 }
 
@@ -190,6 +192,8 @@ func (s *Server) handleChangeStream(w http.ResponseWriter, r *http.Request, sess
 		return err
 	}
 	rc := http.NewResponseController(w)
+	s.metrics.streams.Add(1)
+	defer s.metrics.streams.Add(-1)
 	// Subscribe before reading the feed so no commit falls between the read and the wait.
 	notes, cancel := s.notify.Subscribe(ctx, sess.Account)
 	defer cancel()

@@ -15,9 +15,7 @@ import (
 	"coffer"
 	"coffer/format"
 	"coffer/internal/blobstore"
-	"coffer/internal/blobstore/disk"
 	"coffer/internal/metastore"
-	"coffer/internal/metastore/sqlite"
 )
 
 // Fsck checks a stopped server's data directory and writes one line per problem to w, then a
@@ -29,18 +27,30 @@ import (
 //
 // Run it while no server uses dataDir: opening the blob store removes in-flight upload files.
 func Fsck(ctx context.Context, dataDir string, w io.Writer) (problems int, err error) {
-	if _, err := os.Stat(filepath.Join(dataDir, metaFile)); err != nil {
-		return 0, fmt.Errorf("server: fsck: no server data in %s: %w", dataDir, err)
+	return FsckIn(ctx, StoreConfig{DataDir: dataDir}, w)
+}
+
+// FsckIn is Fsck on the stores cfg names (as `coffer serve --db … --blobs …` would use them).
+func FsckIn(ctx context.Context, cfg StoreConfig, w io.Writer) (problems int, err error) {
+	if cfg.DB == "" {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, metaFile)); err != nil {
+			return 0, fmt.Errorf("server: fsck: no server data in %s: %w", cfg.DataDir, err)
+		}
 	}
-	meta, err := sqlite.Open(ctx, filepath.Join(dataDir, metaFile), slog.New(slog.DiscardHandler))
+	cfg.Cluster = false
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	st, err := OpenStores(ctx, cfg)
 	if err != nil {
 		return 0, fmt.Errorf("server: fsck: %w", err)
 	}
-	defer meta.Close()
-	blobs, err := disk.New(dataDir)
-	if err != nil {
-		return 0, fmt.Errorf("server: fsck: %w", err)
-	}
+	defer st.Close()
+	return FsckStores(ctx, st.Meta, st.Blobs, w)
+}
+
+// FsckStores runs the checks of Fsck on open stores.
+func FsckStores(ctx context.Context, meta metastore.Store, blobs blobstore.Store, w io.Writer) (problems int, err error) {
 	c := &checker{ctx: ctx, meta: meta, blobs: blobs, w: w}
 	if err := c.run(); err != nil {
 		return c.problems, fmt.Errorf("server: fsck: %w", err)

@@ -47,10 +47,12 @@ func (s *Server) CollectGarbage(ctx context.Context) (int, error) {
 			if err != nil {
 				// The bookkeeping is gone already: the file is now an orphan that fsck reports.
 				s.log.Error("gc: delete blob", "blob", b.ID.String(), "err", err)
+				s.metrics.storeErrors.Add(1)
 				failed = fmt.Errorf("server: gc: blob %v: %w", b.ID, err)
 				continue
 			}
 			if ok {
+				s.metrics.gcDeleted.Add(1)
 				deleted++
 				freed += b.Size
 			}
@@ -68,12 +70,31 @@ func (s *Server) CollectGarbage(ctx context.Context) (int, error) {
 	return deleted, nil
 }
 
+// lockBlob takes the lock of id's partition (its first byte): the process-local mutex, then,
+// with Config.BlobLocker, the cluster-wide lock, so that uploads and GC deletes of one blob are
+// ordered across every node sharing the stores.
+func (s *Server) lockBlob(ctx context.Context, id coffer.BlobID) (func(), error) {
+	mu := &s.blobLocks[id[0]]
+	mu.Lock()
+	if s.cfg.BlobLocker == nil {
+		return mu.Unlock, nil
+	}
+	unlock, err := s.cfg.BlobLocker.LockBlob(ctx, id[0])
+	if err != nil {
+		mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); mu.Unlock() }, nil
+}
+
 // collectOne deletes the bytes of a blob whose bookkeeping GC removed, unless an upload recorded
 // it again in the meantime (uploads write bookkeeping under the same lock).
 func (s *Server) collectOne(ctx context.Context, b metastore.BlobInfo) (bool, error) {
-	mu := &s.blobLocks[b.ID[0]]
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := s.lockBlob(ctx, b.ID)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	if _, err := s.meta.Blob(ctx, b.ID); err == nil {
 		return false, nil
 	} else if !errors.Is(err, coffer.ErrNotFound) {

@@ -85,6 +85,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if info := infoFrom(r.Context()); info != nil && ae.status >= 500 {
 		info.err = ae
+		if ae.cause != nil && info.metrics != nil && !errors.Is(ae.cause, context.Canceled) &&
+			!errors.Is(ae.cause, context.DeadlineExceeded) {
+			info.metrics.storeErrors.Add(1)
+		}
 	}
 	body := api.Error{Code: ae.code, Message: ae.msg, Current: ae.current, RetryAfter: ae.retryAfter}
 	if ae.retryAfter > 0 {
@@ -171,8 +175,9 @@ type reqInfoKey struct{}
 
 // reqInfo is filled in by handlers for the request log line.
 type reqInfo struct {
-	session string // session ID prefix
-	err     error  // cause of a 5xx
+	session string   // session ID prefix
+	err     error    // cause of a 5xx
+	metrics *metrics // counts store errors
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -237,10 +242,21 @@ func (p *probeWriter) WriteHeader(code int) {
 func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &reqInfo{}
+		info := &reqInfo{metrics: s.metrics}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 		rw := &respWriter{ResponseWriter: w}
 		h, pattern := mux.Handler(r)
+		body := &countingBody{ReadCloser: r.Body}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = body
+		}
+		defer func() {
+			status := rw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.metrics.observe(pattern, status, time.Since(start), body.n, rw.bytes)
+		}()
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

@@ -18,7 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"coffer/internal/blobstore/disk"
+	"coffer/internal/metastore"
+	"coffer/internal/metastore/postgres"
 	"coffer/internal/metastore/sqlite"
 )
 
@@ -32,8 +33,11 @@ const (
 
 // ServeConfig configures Serve.
 type ServeConfig struct {
-	// DataDir holds meta.db, blobs/ and server.secret. It is created (0700) if missing.
+	// DataDir holds meta.db, blobs/ and server.secret. It is created (0700) if missing. With
+	// DB and Blobs elsewhere and DB on PostgreSQL (shared secret) it is not used.
 	DataDir string
+	// DB and Blobs select the stores (see StoreConfig); empty means inside DataDir.
+	DB, Blobs string
 	// Listen is the TCP address (default 127.0.0.1:8420; port 0 picks a free port).
 	Listen string
 	// TLSCert and TLSKey are PEM files; both or neither. With them Serve speaks HTTPS.
@@ -44,13 +48,18 @@ type ServeConfig struct {
 	// Config, where 0 means the default). CLIs pass DefaultKeepVersions unless told otherwise.
 	KeepVersions int
 	Logger       *slog.Logger
+	// MetricsListen, if set, is a separate TCP address serving only GET /metrics (plain HTTP;
+	// keep it private), and the main listener then does not serve /metrics.
+	MetricsListen string
 	// OnListen, if set, is called with the base URL once the listener is open (tests, CLIs).
 	OnListen func(url string)
 }
 
-// Serve runs a server on the embedded stores until ctx is cancelled, then shuts down gracefully:
-// it stops accepting, ends change streams, waits up to 30 s for in-flight requests and closes the
-// stores. It returns nil after a clean shutdown.
+// Serve runs a server on the configured stores (by default the embedded ones in DataDir) until
+// ctx is cancelled, then shuts down gracefully: it stops accepting, ends change streams, waits up
+// to 30 s for in-flight requests and closes the stores. It returns nil after a clean shutdown.
+// With PostgreSQL it also starts the multi-node coordination (internal/notify), so any number of
+// nodes can serve the same database and blob store.
 func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	log := cfg.Logger
 	if log == nil {
@@ -62,23 +71,30 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	meta, blobs, secret, err := openData(ctx, cfg.DataDir, log)
+	stores, err := OpenStores(ctx, StoreConfig{DataDir: cfg.DataDir, DB: cfg.DB, Blobs: cfg.Blobs, Cluster: true, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := meta.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("server: close metadata store: %w", cerr)
+		if cerr := stores.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
+	secret, err := stores.Secret(ctx, log)
+	if err != nil {
+		return err
+	}
 	keep := cfg.KeepVersions
 	if keep == 0 {
 		keep = -1 // Config: negative keeps none
 	}
-	srv, err := New(Config{
-		Meta: meta, Blobs: blobs, Logger: log, Secret: secret,
+	scfg := Config{
+		Meta: stores.Meta, Blobs: stores.Blobs, Logger: log, Secret: secret,
 		InviteOnly: cfg.InviteOnly, DefaultQuota: cfg.DefaultQuota, KeepVersions: keep,
-	})
+		PrivateMetrics: cfg.MetricsListen != "",
+	}
+	stores.apply(&scfg)
+	srv, err := New(scfg)
 	if err != nil {
 		return err
 	}
@@ -115,6 +131,21 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	go func() { defer close(gcDone); srv.RunGC(gcCtx) }()
 	defer func() { stopGC(); <-gcDone }()
 
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server: metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go ms.Serve(mln)
+		defer ms.Close()
+		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
+	}
+
 	serveErr := make(chan error, 1)
 	go func() {
 		if tlsConfig != nil {
@@ -123,7 +154,8 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 			serveErr <- hs.Serve(ln)
 		}
 	}()
-	log.Info("listening", "url", url, "data", cfg.DataDir, "invite_only", cfg.InviteOnly)
+	log.Info("listening", "url", url, "db", stores.DB, "blobs", stores.BlobsDesc, "invite_only", cfg.InviteOnly,
+		"multi_node", stores.Cluster != nil)
 	if cfg.OnListen != nil {
 		cfg.OnListen(url)
 	}
@@ -144,33 +176,6 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	<-serveErr
 	log.Info("stopped")
 	return nil
-}
-
-// openData opens (creating if needed) the data directory's stores and secret. The caller closes
-// the metadata store.
-func openData(ctx context.Context, dir string, log *slog.Logger) (*sqlite.Store, *disk.Store, []byte, error) {
-	if dir == "" {
-		return nil, nil, nil, errors.New("server: data directory not set")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, nil, fmt.Errorf("server: data directory: %w", err)
-	}
-	secret, err := loadSecret(filepath.Join(dir, secretFile))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if st, err := os.Stat(filepath.Join(dir, secretFile)); err == nil && st.Mode().Perm()&0o077 != 0 {
-		log.Warn("server secret is readable by other users; chmod 600 it", "file", filepath.Join(dir, secretFile))
-	}
-	blobs, err := disk.New(dir) // dir/blobs and dir/tmp
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("server: blob store: %w", err)
-	}
-	meta, err := sqlite.Open(ctx, filepath.Join(dir, metaFile), log)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("server: metadata store: %w", err)
-	}
-	return meta, blobs, secret, nil
 }
 
 // loadSecret reads the 32-byte server secret (hex), creating it with mode 0600 if absent.
@@ -210,12 +215,14 @@ func loadSecret(path string) ([]byte, error) {
 // It opens the store directly, so it works while no server runs (SQLite also allows it while one
 // does).
 func CreateInvite(ctx context.Context, dataDir string) (string, error) {
-	if _, err := os.Stat(filepath.Join(dataDir, metaFile)); err != nil {
-		return "", fmt.Errorf("server: invite: no server data in %s (run the server once first): %w", dataDir, err)
-	}
-	meta, err := sqlite.Open(ctx, filepath.Join(dataDir, metaFile), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return CreateInviteIn(ctx, StoreConfig{DataDir: dataDir})
+}
+
+// CreateInviteIn is CreateInvite on the metadata store cfg names (cfg.Blobs is not opened).
+func CreateInviteIn(ctx context.Context, cfg StoreConfig) (string, error) {
+	meta, err := openMeta(ctx, cfg, "invite")
 	if err != nil {
-		return "", fmt.Errorf("server: invite: %w", err)
+		return "", err
 	}
 	defer meta.Close()
 	var b [15]byte
@@ -225,4 +232,33 @@ func CreateInvite(ctx context.Context, dataDir string) (string, error) {
 		return "", fmt.Errorf("server: invite: %w", err)
 	}
 	return code, nil
+}
+
+// openMeta opens only the metadata store of an existing server, for admin tools: the default
+// SQLite file must exist already (a typo in --data must not create an empty server).
+func openMeta(ctx context.Context, cfg StoreConfig, what string) (metastore.Store, error) {
+	if cfg.DB == "" {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, metaFile)); err != nil {
+			return nil, fmt.Errorf("server: %s: no server data in %s (run the server once first): %w", what, cfg.DataDir, err)
+		}
+	}
+	kind, loc, err := ParseDBURL(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "postgres" {
+		m, err := postgres.Open(ctx, loc, cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("server: %s: %s: %w", what, RedactDB(cfg.DB), err)
+		}
+		return m, nil
+	}
+	if loc == "" {
+		loc = filepath.Join(cfg.DataDir, metaFile)
+	}
+	m, err := sqlite.Open(ctx, loc, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("server: %s: %w", what, err)
+	}
+	return m, nil
 }

@@ -7,11 +7,14 @@
 // commit a state the server could not serve, and so that one account cannot touch another's data.
 //
 // Storage lives behind metastore.Store and blobstore.Store. Everything else the server keeps in
-// memory (used login challenges, the change hub, the blob locks below) is per process; a
-// multi-node deployment needs those in shared storage (see doc/PROTOCOL.md, "Deployment").
+// memory (used login challenges, the change hub, the blob locks) is per process by default; a
+// multi-node deployment supplies shared implementations through Config.Notifier,
+// Config.Challenges and Config.BlobLocker (internal/notify does so over PostgreSQL; OpenStores
+// wires it up; see doc/SCALING.md).
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +58,31 @@ type Config struct {
 	Secret []byte
 	// Notifier carries change notifications to the change streams (default: an in-process hub).
 	Notifier Notifier
+	// Challenges, if set, is the set of spent login challenges shared by every node (default: a
+	// per-process set, right for a single node).
+	Challenges ChallengeSpender
+	// BlobLocker, if set, orders blob uploads against GC deletes across nodes (default: the
+	// per-process locks, right for a single node).
+	BlobLocker BlobLocker
+	// PrivateMetrics removes GET /metrics from Handler; MetricsHandler still serves it (for a
+	// separate, non-public listener).
+	PrivateMetrics bool
 	// Now returns the current time (default time.Now; tests override it).
 	Now func() time.Time
+}
+
+// ChallengeSpender is a set of spent login challenges shared by every server node.
+type ChallengeSpender interface {
+	// SpendChallenge marks c (valid until expires) as used and reports whether it was unused
+	// before: for each challenge exactly one call, on any node, returns true.
+	SpendChallenge(ctx context.Context, c [32]byte, expires time.Time) (bool, error)
+}
+
+// BlobLocker is a set of 256 cluster-wide locks, one per first byte of a blob ID.
+type BlobLocker interface {
+	// LockBlob blocks until it holds lock b (or ctx ends) and returns its unlock function, which
+	// must be called exactly once.
+	LockBlob(ctx context.Context, b byte) (unlock func(), err error)
 }
 
 // Server serves the Coffer API. Create it with New; it is safe for concurrent use.
@@ -68,6 +94,7 @@ type Server struct {
 	notify Notifier
 	ownHub *Hub // non-nil when the server created the notifier and must close it
 
+	metrics    *metrics
 	challenges *challengeSet
 	blobLocks  [256]sync.Mutex // serialise upload bookkeeping against GC deletes, by id[0]
 
@@ -113,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 		blobs:      cfg.Blobs,
 		log:        cfg.Logger,
 		notify:     cfg.Notifier,
+		metrics:    newMetrics(),
 		challenges: newChallengeSet(),
 		closing:    make(chan struct{}),
 	}
@@ -126,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler serving every endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves the Prometheus metrics (text format 0.0.4) on any path.
+func (s *Server) MetricsHandler() http.Handler { return http.HandlerFunc(s.handleMetrics) }
 
 // Close ends the change streams and releases the in-process hub. In-flight ordinary requests are
 // not interrupted (http.Server.Shutdown waits for them). It does not close the stores.
@@ -158,14 +189,10 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if s.isClosing() {
-			writeError(w, r, errUnavailable("shutting down"))
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok")
-	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	if !s.cfg.PrivateMetrics {
+		mux.HandleFunc("GET /metrics", s.handleMetrics)
+	}
 
 	// Accounts and sessions (auth.go, account.go).
 	mux.Handle("POST /v1/signup", s.public(s.handleSignup))
@@ -194,6 +221,9 @@ func (s *Server) routes() http.Handler {
 	// Change feed (changes.go).
 	mux.Handle("GET /v1/changes", s.authed(s.handleChanges))
 	mux.Handle("GET /v1/changes/stream", s.authed(s.handleChangeStream))
+
+	// Public links (links.go).
+	s.linkRoutes(mux)
 
 	return s.middleware(mux)
 }

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"CollectRacesCommit", testCollectRacesCommit},
 		{"ReRefreshKeepsBlobYoung", testReAddKeepsYoung},
 		{"AllAndReferencedBlobs", testAllAndReferenced},
+		{"Links", testLinks}, {"LinkBlobNodes", testLinkBlobNodes}, // links.go
 	}
 	tests = append(tests, moreTests...) // concurrency.go
 	for _, tc := range tests {

@@ -59,6 +59,9 @@ type Store struct {
 	w   *sql.DB // exactly one connection: every write transaction
 	r   *sql.DB // read-only connections
 	log *slog.Logger
+	// nodeQ is Node's query, prepared once: commit validation runs it per record, and parsing
+	// the SQL every time cost more than the lookup.
+	nodeQ *sql.Stmt
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -107,13 +110,18 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, fmt.Errorf("sqlite: open: readers: %w", err)
 	}
 	s.r = r
+	if s.nodeQ, err = r.PrepareContext(ctx, nodeQuery); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open: prepare: %w", err)
+	}
 	return s, nil
 }
 
 // Close closes every connection. (SQLite checkpoints the WAL into the database file when the
 // last connection to it closes.)
 func (s *Store) Close() error {
-	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
+	if err := errors.Join(s.nodeQ.Close(), s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil

@@ -318,13 +318,26 @@ func (ns *nodeScanner) scan(r *sql.Rows, parent coffer.NodeID) (metastore.Node, 
 
 // Node implements metastore.Trees.
 func (s *Store) Node(ctx context.Context, tree coffer.TreeID, node coffer.NodeID) (metastore.Node, error) {
-	ns := newNodeScanner(true)
-	for n, err := range rowsSeq(ctx, s.r, "node", func(r *sql.Rows) (metastore.Node, error) { return ns.scan(r, coffer.NodeID{}) },
-		`SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = ? AND node = ?`, tree[:], node[:]) {
-		return n, err
+	rows, err := s.nodeQ.QueryContext(ctx, tree[:], node[:])
+	if err != nil {
+		return metastore.Node{}, fmt.Errorf("sqlite: node: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		n, err := newNodeScanner(true).scan(rows, coffer.NodeID{})
+		if err != nil {
+			return metastore.Node{}, fmt.Errorf("sqlite: node: %w", err)
+		}
+		return n, nil
+	}
+	if err := rows.Err(); err != nil {
+		return metastore.Node{}, fmt.Errorf("sqlite: node: %w", err)
 	}
 	return metastore.Node{}, fmt.Errorf("sqlite: node %s: %w", node, coffer.ErrNotFound)
 }
+
+// nodeQuery is Node's query (Store.nodeQ).
+const nodeQuery = `SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = ? AND node = ?`
 
 // rowsSeq streams the rows of a read query through scan; it stops at the first error, which it
 // yields. The rows (and their read connection) are released when iteration ends.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the repository for FUZZTIME each (default 10s), one after the
+# other. Crashers are kept by `go test` in the package's testdata/fuzz/<Target>/ (commit them:
+# they become regression seeds). Exit status 1 if any target failed.
+#
+#   scripts/fuzz.sh                 # every target, 10 s each
+#   FUZZTIME=1m scripts/fuzz.sh     # longer
+#   scripts/fuzz.sh ./client        # only the targets under ./client
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-10s}
+MINTIME=${FUZZMINIMIZETIME:-5s}
+root=${1:-.}
+
+failed=()
+count=0
+while IFS=: read -r file name; do
+	pkg="./$(dirname "${file#./}")"
+	count=$((count + 1))
+	printf '== %-40s %s\n' "$pkg" "$name"
+	out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$MINTIME" "$pkg" 2>&1)
+	rc=$?
+	echo "$out" | grep -E '^fuzz: elapsed' | tail -1
+	if [ $rc -ne 0 ]; then
+		echo "$out" | grep -v '^fuzz: elapsed' | tail -30
+		failed+=("$pkg $name")
+	fi
+done < <(grep -rHoE --include='*_test.go' '^func (Fuzz[A-Za-z0-9_]+)' "$root" | sed -E 's/:func /:/' | sort)
+
+echo
+echo "$count fuzz targets, ${#failed[@]} failed"
+for f in "${failed[@]}"; do echo "FAILED: $f"; done
+[ ${#failed[@]} -eq 0 ]
