@@ -69,6 +69,10 @@ Environment:
                       default: the OS user config dir + /coffer, e.g. ~/.config/coffer)
   COFFER_DATA         server data directory for serve and admin (default e.g. ~/.local/share/coffer)
   COFFER_LISTEN       server listen address for serve (default 127.0.0.1:8420)
+  COFFER_DB           server metadata store for serve/admin (like --db: a SQLite path or postgres://...)
+  COFFER_BLOBS        server blob store for serve/admin (like --blobs: a directory or s3://bucket/prefix?endpoint=...)
+  COFFER_S3_ACCESS_KEY, COFFER_S3_SECRET_KEY
+                      S3 credentials for --blobs s3://... (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
 
 ` + exitCodesHelp
 
