@@ -20,8 +20,9 @@ import (
 
 // Fsck checks a stopped server's data directory and writes one line per problem to w, then a
 // summary. It checks that every recorded blob exists with its recorded size and that its SHA-256
-// is its ID; that every referenced blob is recorded; that every blob file is recorded (orphans
-// are reported, not deleted); that every record parses and matches its index row; and that every
+// is its ID; that every referenced blob is recorded; that every blob file is recorded (an
+// unrecorded file is reported as a note, not a problem: it is what a server killed between
+// storing a blob and recording it leaves behind, harmless and unreferenced; it is not deleted); that every record parses and matches its index row; and that every
 // tree's folder summaries and bucket hashes recompute from the stored records to the head's state
 // root. It returns the number of problems; err is for failures to run the check at all.
 //
@@ -64,6 +65,7 @@ type checker struct {
 	blobs    blobstore.Store
 	w        io.Writer
 	problems int
+	orphans  int
 }
 
 func (c *checker) problem(format string, args ...any) {
@@ -100,7 +102,8 @@ func (c *checker) run() error {
 	err := c.blobs.List(c.ctx, func(id coffer.BlobID, size int64) error {
 		files++
 		if !recorded[id] {
-			c.problem("blob %v: orphan file of %d bytes (not recorded; not deleted)", id, size)
+			c.orphans++
+			fmt.Fprintf(c.w, "note: blob %v: orphan file of %d bytes (not recorded, so unreferenced: a leftover of an interrupted upload; not deleted)\n", id, size)
 		}
 		return nil
 	})
@@ -116,8 +119,8 @@ func (c *checker) run() error {
 			return err
 		}
 	}
-	fmt.Fprintf(c.w, "checked %d recorded blobs, %d references, %d blob files, %d trees: %d problems\n",
-		len(infos), referenced, files, len(trees), c.problems)
+	fmt.Fprintf(c.w, "checked %d recorded blobs, %d references, %d blob files (%d orphans), %d trees: %d problems\n",
+		len(infos), referenced, files, c.orphans, len(trees), c.problems)
 	return nil
 }
 
