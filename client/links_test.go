@@ -126,6 +126,13 @@ func TestLinkFolderAndFile(t *testing.T) {
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, f.a) {
 		t.Fatal("downloaded file differs")
 	}
+	into := t.TempDir() // an existing folder: the file goes inside it under its own name
+	if _, err := fl.Download(ctx, "/", into, client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(into, "a.txt")); !bytes.Equal(got, f.a) {
+		t.Fatal("file downloaded into a folder differs")
+	}
 
 	// The owner lists and revokes; the old URL then fails clearly.
 	ls, err := f.alice.Links(ctx)
@@ -641,5 +648,70 @@ func TestLinkFolder10k(t *testing.T) {
 	t.Logf("open + verified listing of a %d-entry folder link: %v", n, elapsed)
 	if elapsed > 2*time.Second {
 		t.Errorf("open + list took %v, want <= 2 s", elapsed)
+	}
+}
+
+// TestLinkRollbackRemembered: a visitor with a state directory refuses a listing at a head older
+// than one it verified on an earlier visit.
+func TestLinkRollbackRemembered(t *testing.T) {
+	ctx := context.Background()
+	f := newLinkFixture(t)
+	li, err := f.alice.CreateLink(ctx, "/docs", client.LinkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := f.alice.Stat(ctx, "/docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var old []byte
+	f.env.SetHook(func(req *http.Request, resp *http.Response) error {
+		if strings.Contains(req.URL.Path, "/links/") && strings.HasSuffix(req.URL.Path, "/folders/"+docs.ID.String()) {
+			b, err := testenv.ReadBody(resp)
+			mu.Lock()
+			if old == nil {
+				old = b
+			}
+			mu.Unlock()
+			return err
+		}
+		return nil
+	})
+	cfg := visitorConfig(f.env)
+	cfg.StateDir = t.TempDir()
+	visit := func() error {
+		l, err := client.OpenLink(ctx, cfg, li.URL, client.LinkOpenOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = l.List(ctx, "/")
+		return err
+	}
+	if err := visit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.alice.Mkdir(ctx, "/docs/new", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := visit(); err != nil { // sees (and remembers) the newer head
+		t.Fatal(err)
+	}
+	f.env.SetHook(func(req *http.Request, resp *http.Response) error {
+		if strings.Contains(req.URL.Path, "/links/") && strings.HasSuffix(req.URL.Path, "/folders/"+docs.ID.String()) {
+			mu.Lock()
+			defer mu.Unlock()
+			testenv.ReplaceBody(resp, old)
+		}
+		return nil
+	})
+	if err := visit(); !errors.Is(err, coffer.ErrRollback) {
+		t.Fatalf("replayed old listing: %v, want ErrRollback", err)
+	}
+	// Without a state directory the replay cannot be detected (documented), but it is still an
+	// authentic old state.
+	cfg.StateDir = ""
+	if err := visit(); err != nil {
+		t.Fatalf("stateless visitor: %v", err)
 	}
 }

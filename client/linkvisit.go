@@ -33,8 +33,9 @@ type LinkOpenOptions struct {
 // URL's secret (and password); the linked node's record must be that node, of the linked kind,
 // authored and signed by the owner, and decrypt under the node key. Folder listings are verified
 // as for own files (head signed by the owner key, state root, folder roots) and files chunk by
-// chunk and by their whole-content hash. A visitor keeps no state, so it cannot detect a server
-// serving an older state of the tree than it served before.
+// chunk and by their whole-content hash. With Config.StateDir set, the last verified head is
+// remembered per link and an older one is refused (coffer.ErrRollback); without it a visitor
+// cannot detect a server replaying an older state of the tree.
 type Link struct {
 	c     *Client // a visitor client: link-gated transport, owner key as writer, state in memory
 	owner string
@@ -73,7 +74,8 @@ func (t *linkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // OpenLink opens a link URL (https://HOST/s/<id>#<secret>) anonymously: it proves knowledge of
 // the secret (and password) to the server, which counts one download, and verifies what it gets.
-// cfg.Server is ignored (the URL names the server); cfg.StateDir is not used.
+// cfg.Server is ignored (the URL names the server); cfg.StateDir, if set, keeps the last verified
+// head of each visited link (no session, keys or secrets are stored).
 func OpenLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions) (*Link, error) {
 	cfg = cfg.withDefaults()
 	server, id, secret, err := format.ParseLinkURL(url)
@@ -147,7 +149,13 @@ func OpenLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions)
 		return nil, err
 	}
 	tr.setToken(resp.Token)
-	st, err := openState("", coffer.AccountID{})
+	// With a state directory, the last verified head of the link's tree is remembered per link
+	// (StateDir/links/accounts/<link id>/state.json), so a later visit detects a rollback.
+	stateDir := ""
+	if cfg.StateDir != "" {
+		stateDir = filepath.Join(cfg.StateDir, "links")
+	}
+	st, err := openState(stateDir, coffer.AccountID(id))
 	if err != nil {
 		return nil, err
 	}

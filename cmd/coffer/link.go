@@ -288,9 +288,14 @@ func (a *app) acceptLinkURL(c *cobra.Command) {
 	origArgs, origRun := c.Args, c.RunE
 	var pwFile string
 	c.Flags().StringVar(&pwFile, "link-password-file", "", "for a password link URL: read its password from this file (env COFFER_LINK_PASSWORD)")
-	c.Long += "\n\nLink URLs: 'coffer " + c.Name() + " LINK-URL" + map[string]string{"get": " [DEST]", "ls": " [PATH]", "cat": " [PATH]"}[c.Name()] +
-		"' reads a public link (https://HOST/s/<id>#<secret>) without an account; PATH is inside a folder link." +
-		" Each such command opens the link once, which counts as one download."
+	c.Long += map[string]string{
+		"get": "\n\nWith a public link URL (https://HOST/s/<id>#<secret>), 'coffer get URL [DEST]' downloads the\n" +
+			"linked file or folder without an account (DEST defaults to the current folder).",
+		"ls": "\n\nWith a public link URL (https://HOST/s/<id>#<secret>), 'coffer ls URL [PATH]' lists a folder\n" +
+			"link without an account (PATH inside the linked folder, default /).",
+		"cat": "\n\nWith a public link URL (https://HOST/s/<id>#<secret>), 'coffer cat URL [PATH]' writes a file\n" +
+			"link's contents (or a file's at PATH inside a folder link) without an account.",
+	}[c.Name()] + " Each use of a URL opens the link\nonce, which counts as one download; see 'coffer link --help'."
 	c.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 0 && isLinkURL(args[0]) {
 			return cobra.RangeArgs(1, 2)(cmd, args)
@@ -307,7 +312,11 @@ func (a *app) acceptLinkURL(c *cobra.Command) {
 		if _, _, _, err := format.ParseLinkURL(args[0]); err != nil {
 			return usageErr(fmt.Errorf("%s: %w", args[0][:strings.Index(args[0], "/s/")+3]+"...", err))
 		}
-		l, err := client.OpenLink(cmd.Context(), client.Config{Parallel: a.parallel, Logger: slog.New(slog.DiscardHandler)},
+		dir, err := a.configDir()
+		if err != nil {
+			return err
+		}
+		l, err := client.OpenLink(cmd.Context(), client.Config{StateDir: dir, Parallel: a.parallel, Logger: slog.New(slog.DiscardHandler)},
 			args[0], client.LinkOpenOptions{Password: func() ([]byte, error) {
 				return a.linkPassword(pwFile, "Link password: ", false)
 			}})

@@ -95,6 +95,17 @@ func TestLinks(t *testing.T) {
 	if r := visitor.fails(exitNotFound, "ls", folderURL); !strings.Contains(r.stderr, "link revoked or expired") {
 		t.Fatalf("revoked link: %s", r)
 	}
+	// Revocation by the ID `link ls` shows.
+	for _, l := range links {
+		if l.Password {
+			alice.ok("link", "revoke", l.ID)
+		}
+	}
+	if r := visitor.fails(exitNotFound, "cat", "--link-password-file", pwFile, pwURL); !strings.Contains(r.stderr, "link revoked or expired") {
+		t.Fatalf("link revoked by ID: %s", r)
+	}
+	alice.fails(exitNotFound, "link", "revoke", strings.Repeat("ab", 16))
+	alice.fails(exitError, "link", "revoke", "not-a-link")
 	// Ordinary paths still work for get/ls/cat, and a malformed URL is refused.
 	alice.ok("ls", "/docs")
 	visitor.fails(exitUsage, "ls", "https://example.invalid/s/abc")
