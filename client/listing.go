@@ -35,6 +35,8 @@ const staleRetries = 8
 
 // node is a verified, decrypted live record.
 type node struct {
+	// rec holds the header fields only: its ciphertext Body and WrappedKey are dropped once
+	// opened (they are two thirds of a listed node's memory), so never Marshal or Hash it.
 	rec  *format.Record
 	hash [32]byte
 	key  format.NodeKey
@@ -273,6 +275,7 @@ func openChildren(recs []*format.Record, ents []format.Entry, id coffer.NodeID, 
 		if err != nil {
 			return err
 		}
+		r.Body, r.WrappedKey = nil, nil
 		nodes[i] = &node{rec: r, hash: ents[i].Hash, key: nk, body: body}
 		return nil
 	}
@@ -388,6 +391,7 @@ func (v *view) verifyRaw(raw *rawListing, id coffer.NodeID, wrap format.WrapKey,
 	if err != nil {
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
+	raw.recRaw = nil // parsed records hold copies; let a big listing's bytes go
 	if err := tree.VerifyListing(v.head.StateRoot, v.buckets, raw.bucket, id, ents); err != nil {
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
