@@ -72,10 +72,14 @@ func (c *Client) ImportDrops(ctx context.Context) ([]DropResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	opener, err := format.NewDropOpener(c.bundle)
+	if err != nil {
+		return nil, err
+	}
 	results := make([]DropResult, len(infos))
 	var ready []*pendingDrop
 	for i, info := range infos {
-		pd, err := c.checkDrop(ctx, info, links, &results[i])
+		pd, err := c.checkDrop(ctx, info, links, opener, &results[i])
 		if err != nil {
 			return nil, err // a transport error: nothing decided
 		}
@@ -93,7 +97,17 @@ func (c *Client) ImportDrops(ctx context.Context) ([]DropResult, error) {
 			size += sz
 			n++
 		}
-		if err := c.commitDrops(ctx, ready[:n]); err != nil {
+		batch := ready[:n]
+		err := c.commitDrops(ctx, batch)
+		var se *ServerError
+		if errors.As(err, &se) && se.Code == api.CodeInvalidCommit {
+			// Most likely a drop imported before (its node exists) whose deletion was lost:
+			// ask about each node and retry without those.
+			if batch, err = c.dropAlreadyImported(ctx, batch); err == nil {
+				err = c.commitDrops(ctx, batch)
+			}
+		}
+		if err != nil {
 			return results, err
 		}
 		ready = ready[n:]
@@ -162,7 +176,8 @@ func (c *Client) uploadLinks(ctx context.Context) (map[string]*format.Link, erro
 
 // checkDrop verifies one served drop and fills res. It returns the drop to place, or nil when it
 // was refused or already imported; an error only for transport failures.
-func (c *Client) checkDrop(ctx context.Context, info api.DropInfo, links map[string]*format.Link, res *DropResult) (*pendingDrop, error) {
+func (c *Client) checkDrop(ctx context.Context, info api.DropInfo, links map[string]*format.Link, opener *format.DropOpener,
+	res *DropResult) (*pendingDrop, error) {
 	*res = DropResult{ID: info.ID, Received: time.Unix(info.Created, 0)}
 	refuse := func(err error) (*pendingDrop, error) {
 		res.Status, res.Err = DropRefused, fmt.Errorf("drop %s: %w", info.ID, err)
@@ -181,7 +196,7 @@ func (c *Client) checkDrop(ctx context.Context, info api.DropInfo, links map[str
 	if fl == nil {
 		return refuse(fmt.Errorf("not for one of your upload-only links: %w", coffer.ErrAuth))
 	}
-	f, err := d.Open(c.bundle)
+	f, err := opener.Open(d)
 	if err != nil {
 		return refuse(err)
 	}
@@ -194,16 +209,24 @@ func (c *Client) checkDrop(ctx context.Context, info api.DropInfo, links map[str
 			}
 		}
 	}
-	pd := &pendingDrop{res: res, link: fl, node: format.DropNodeID(d.Link, d.ID), file: f}
-	live, err := c.nodeLive(ctx, pd.node)
-	if err != nil {
-		return nil, err
+	return &pendingDrop{res: res, link: fl, node: format.DropNodeID(d.Link, d.ID), file: f}, nil
+}
+
+// dropAlreadyImported marks the drops whose node is already live and returns the others.
+func (c *Client) dropAlreadyImported(ctx context.Context, batch []*pendingDrop) ([]*pendingDrop, error) {
+	var rest []*pendingDrop
+	for _, pd := range batch {
+		live, err := c.nodeLive(ctx, pd.node)
+		if err != nil {
+			return nil, err
+		}
+		if live {
+			pd.res.Status, pd.res.Err, pd.res.Path = DropAlreadyImported, nil, ""
+			continue
+		}
+		rest = append(rest, pd)
 	}
-	if live {
-		res.Status = DropAlreadyImported
-		return nil, nil
-	}
-	return pd, nil
+	return rest, nil
 }
 
 // nodeLive reports whether a node of the account's tree is live (a hint from the server, used
@@ -349,6 +372,9 @@ var errDropPending = errors.New("kept for later")
 
 // commitDrops commits a batch of verified drops (one commit, rebuilt if the head moves).
 func (c *Client) commitDrops(ctx context.Context, batch []*pendingDrop) error {
+	if len(batch) == 0 {
+		return nil
+	}
 	err := c.update(ctx, func(t *txn) error {
 		p := &dropPlacer{ctx: ctx, c: c, t: t, names: map[coffer.NodeID]map[string]*node{}, targets: map[format.LinkID]*located{}}
 		for _, pd := range batch {

@@ -18,11 +18,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"coffer"
 	"coffer/api"
 	"coffer/client"
 	"coffer/format"
+	"coffer/internal/metastore"
 	"coffer/internal/server"
 	"coffer/internal/testenv"
 )
@@ -107,6 +109,16 @@ func TestUploadLinkRoundTrip(t *testing.T) {
 		t.Fatalf("inbox before import: %d entries", len(es))
 	}
 
+	// Keep the stored drops, to replay one whose deletion was "lost" after its import.
+	acct, err := f.env.Meta.AccountByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds metastore.Drops = f.env.Meta
+	stored, err := ds.Drops(ctx, acct.ID, 0, 100)
+	if err != nil || len(stored) != 4 {
+		t.Fatalf("stored drops: %d %v", len(stored), err)
+	}
 	rs, err := f.alice.ImportDrops(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +162,19 @@ func TestUploadLinkRoundTrip(t *testing.T) {
 	if rs, err := f.alice.ImportDrops(ctx); err != nil || len(rs) != 0 {
 		t.Fatalf("second import: %d, %v", len(rs), err)
 	}
+	// A drop imported before but still listed (its deletion lost) is not imported twice.
+	for _, d := range stored[:2] {
+		if _, err := ds.CreateDrop(ctx, d, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err = f.alice.ImportDrops(ctx)
+	if err != nil || len(rs) != 2 || rs[0].Status != client.DropAlreadyImported || rs[1].Status != client.DropAlreadyImported {
+		t.Fatalf("replayed drops: %+v %v", rs, err)
+	}
+	if es, _ := f.alice.List(ctx, "/inbox"); len(es) != 4 { // note, note (1), big, photos
+		t.Fatalf("inbox after replay: %d entries", len(es))
+	}
 	// A second upload of the same folder merges into the existing folders, renaming files.
 	if _, err := up.Upload(ctx, []string{filepath.Join(src, "photos")}, client.TransferOptions{}); err != nil {
 		t.Fatal(err)
@@ -161,7 +186,7 @@ func TestUploadLinkRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls, err := f.alice.Links(ctx)
-	if err != nil || len(ls) != 1 || ls[0].Uploads != 6 || !ls[0].UploadOnly {
+	if err != nil || len(ls) != 1 || ls[0].Uploads != 8 || !ls[0].UploadOnly {
 		t.Fatalf("links: %+v %v", ls, err)
 	}
 }
@@ -416,6 +441,7 @@ func TestHostileDrops(t *testing.T) {
 		{"many.txt", 0o644, manyChunks, mb, false, "content chunks"},
 		{"setuid", 0o4755, okContent, ob, false, "mode"},
 		{"forged.txt", 0o644, okContent, ob, true, "authentication failed"},
+		{"unlisted.txt", 0o644, okContent, gb, false, "did not list"},
 	}
 	for _, c := range cases {
 		if st := v.send(c.name, c.mode, c.content, c.blob, c.wrong); st != 200 {

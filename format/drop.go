@@ -151,20 +151,42 @@ func SealDrop(link LinkID, id DropID, owner *PublicKeys, uk *UploadKeys, f *Drop
 	return d, nil
 }
 
-// Open decrypts a drop addressed to the bundle's account and checks everything in it: the HPKE
-// open and the link-key authenticator (ErrAuth: not made by a holder of the link, or altered),
-// then the plaintext rules (ErrCorrupt naming the field: names, path, mode, content structure;
-// a content key commitment mismatch is ErrAuth).
+// Open decrypts a drop addressed to the bundle's account and checks everything in it (see
+// DropOpener.Open). To open many drops, use one DropOpener: deriving the KEM key is the costly
+// part.
 func (d *Drop) Open(owner *Bundle) (*DropFile, error) {
-	if d.Owner != owner.Account {
-		return nil, authErr(d.object())
+	o, err := NewDropOpener(owner)
+	if err != nil {
+		return nil, err
 	}
+	return o.Open(d)
+}
+
+// DropOpener opens the drops addressed to one account.
+type DropOpener struct {
+	owner *Bundle
+	priv  hpke.PrivateKey
+}
+
+// NewDropOpener derives owner's KEM key once for opening drops.
+func NewDropOpener(owner *Bundle) (*DropOpener, error) {
 	priv, err := owner.KEMKey()
 	if err != nil {
 		return nil, err
 	}
+	return &DropOpener{owner: owner, priv: priv}, nil
+}
+
+// Open decrypts a drop and checks everything in it: the owner account, the HPKE open and the
+// link-key authenticator (ErrAuth: not made by a holder of the link, or altered), then the
+// plaintext rules (ErrCorrupt naming the field: names, path, mode, content structure; a content
+// key commitment mismatch is ErrAuth).
+func (o *DropOpener) Open(d *Drop) (*DropFile, error) {
+	if d.Owner != o.owner.Account {
+		return nil, authErr(d.object())
+	}
 	kdf, aead := inviteSuite()
-	pt, err := hpke.Open(priv, kdf, aead, d.hpkeInfo(), d.Sealed)
+	pt, err := hpke.Open(o.priv, kdf, aead, d.hpkeInfo(), d.Sealed)
 	if err != nil {
 		return nil, authErr(d.object())
 	}
@@ -172,7 +194,7 @@ func (d *Drop) Open(owner *Bundle) (*DropFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := dropAuth(UploadLinkKey(owner, d.Link))
+	want := dropAuth(UploadLinkKey(o.owner, d.Link))
 	if !hmac.Equal(auth[:], want[:]) {
 		return nil, authErr(d.object())
 	}
