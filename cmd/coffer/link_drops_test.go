@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,13 +156,13 @@ func TestUploadLinkHostile(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	target, _ := url.Parse(srv.url)
-	var swapKeys bool
+	var swapKeys atomic.Bool
 	eve := &format.Bundle{Account: coffer.NewAccountID(), Generation: 1}
 	rand.Read(eve.SigningSeed[:])
 	rand.Read(eve.KEMSeed[:])
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(resp *http.Response) error {
-		if !swapKeys || !strings.HasSuffix(resp.Request.URL.Path, "/open") || resp.StatusCode != 200 {
+		if !swapKeys.Load() || !strings.HasSuffix(resp.Request.URL.Path, "/open") || resp.StatusCode != 200 {
 			return nil
 		}
 		var r api.LinkOpenResponse
@@ -192,11 +193,11 @@ func TestUploadLinkHostile(t *testing.T) {
 	link := strings.TrimSpace(alice.ok("link", "create", "--upload-only", "/inbox"))
 	visitor := newUser(t, "", "")
 	f := writeFile(t, filepath.Join(t.TempDir(), "secret.txt"), []byte("for alice only"))
-	swapKeys = true
+	swapKeys.Store(true)
 	if r := visitor.fails(exitVerify, "put", f, link); !strings.Contains(r.stderr, "substituted") {
 		t.Fatalf("substituted owner keys: %s", r)
 	}
-	swapKeys = false
+	swapKeys.Store(false)
 
 	// Hostile drops, built by hand.
 	v := openRawUpload(t, link)
