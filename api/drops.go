@@ -50,3 +50,18 @@ type DropsResponse struct {
 type DropsEvent struct {
 	Pending int64 `json:"pending"`
 }
+
+// MaxDropsDelete bounds one POST /v1/drops/delete.
+const MaxDropsDelete = 1000
+
+// DropsDeleteRequest: POST /v1/drops/delete (auth): remove up to MaxDropsDelete of the caller's
+// pending drops (hex IDs) in one transaction; IDs that are not the caller's pending drops are
+// ignored.
+type DropsDeleteRequest struct {
+	Drops []string `json:"drops"`
+}
+
+// DropsDeleteResponse is the number of drops removed.
+type DropsDeleteResponse struct {
+	Deleted int `json:"deleted"`
+}

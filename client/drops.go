@@ -9,7 +9,6 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -399,30 +398,21 @@ func (c *Client) commitDrops(ctx context.Context, batch []*pendingDrop) error {
 	return nil
 }
 
-// deleteDrops removes imported, already imported and refused drops from the server.
+// deleteDrops removes imported, already imported and refused drops from the server, in batches.
 func (c *Client) deleteDrops(ctx context.Context, results []DropResult) error {
-	var mu sync.Mutex
-	var first error
-	sem := make(chan struct{}, max(1, c.cfg.Parallel))
-	var wg sync.WaitGroup
-	for i := range results {
-		r := &results[i]
-		if r.Status == DropPending {
-			continue
+	var ids []string
+	for _, r := range results {
+		if r.Status != DropPending {
+			ids = append(ids, r.ID)
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			err := c.http.json(ctx, "DELETE", "/v1/drops/"+r.ID, nil, nil, true, false)
-			if err != nil && !errors.Is(err, coffer.ErrNotFound) {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("client: delete drop %s: %w", r.ID, err)
-				}
-				mu.Unlock()
-			}
-		})
 	}
-	wg.Wait()
-	return first
+	for len(ids) > 0 {
+		n := min(len(ids), api.MaxDropsDelete)
+		var resp api.DropsDeleteResponse
+		if err := c.http.json(ctx, "POST", "/v1/drops/delete", api.DropsDeleteRequest{Drops: ids[:n]}, &resp, true, false); err != nil {
+			return fmt.Errorf("client: delete imported drops: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
 }

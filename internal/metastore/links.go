@@ -86,6 +86,9 @@ type Drops interface {
 	// DeleteDrop removes one of owner's drops (ErrNotFound if owner has no such drop). Its blobs
 	// become collectable unless something else references them.
 	DeleteDrop(ctx context.Context, owner coffer.AccountID, id [16]byte) error
+	// DeleteDrops removes, in one transaction, those of ids that are owner's pending drops and
+	// returns how many it removed (the others are ignored: another account's, or already gone).
+	DeleteDrops(ctx context.Context, owner coffer.AccountID, ids [][16]byte) (int, error)
 	// PendingDrops returns the number of owner's pending drops.
 	PendingDrops(ctx context.Context, owner coffer.AccountID) (int64, error)
 }

@@ -35,6 +35,7 @@ func (s *Server) dropRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/links/{link}/drops", s.public(s.handleLinkDropCreate))
 	mux.Handle("GET /v1/drops", s.authed(s.handleDrops))
 	mux.Handle("DELETE /v1/drops/{drop}", s.authed(s.handleDropDelete))
+	mux.Handle("POST /v1/drops/delete", s.authed(s.handleDropsDelete))
 }
 
 // drops returns the store's drop support, or a 404 if the store has none.
@@ -221,17 +222,51 @@ func (s *Server) handleDrops(w http.ResponseWriter, r *http.Request, sess *metas
 	return nil
 }
 
+// parseDropID parses a hex drop ID.
+func parseDropID(p, field string) ([16]byte, error) {
+	var id [16]byte
+	b, err := hex.DecodeString(p)
+	if err != nil || len(b) != len(id) || hex.EncodeToString(b) != p {
+		return id, errBadRequest("%s: drop id %q: want 32 lowercase hex digits", field, p)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func (s *Server) handleDropsDelete(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	ds, err := s.drops()
+	if err != nil {
+		return err
+	}
+	var req api.DropsDeleteRequest
+	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+		return err
+	}
+	if len(req.Drops) > api.MaxDropsDelete {
+		return errBadRequest("drops: more than %d ids", api.MaxDropsDelete)
+	}
+	ids := make([][16]byte, len(req.Drops))
+	for i, p := range req.Drops {
+		if ids[i], err = parseDropID(p, "drops"); err != nil {
+			return err
+		}
+	}
+	n, err := ds.DeleteDrops(r.Context(), sess.Account, ids)
+	if err != nil {
+		return internalError("drops delete", err)
+	}
+	writeJSON(w, http.StatusOK, api.DropsDeleteResponse{Deleted: n})
+	return nil
+}
+
 func (s *Server) handleDropDelete(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
 	ds, err := s.drops()
 	if err != nil {
 		return err
 	}
-	p := r.PathValue("drop")
-	var id [16]byte
-	if b, err := hex.DecodeString(p); err != nil || len(b) != len(id) || hex.EncodeToString(b) != p {
-		return errBadRequest("path: drop id %q: want 32 lowercase hex digits", p)
-	} else {
-		copy(id[:], b)
+	id, err := parseDropID(r.PathValue("drop"), "path")
+	if err != nil {
+		return err
 	}
 	if err := ds.DeleteDrop(r.Context(), sess.Account, id); err != nil {
 		if errors.Is(err, coffer.ErrNotFound) {

@@ -158,6 +158,17 @@ func TestUploadLink(t *testing.T) {
 	if st, _ := e.call("GET", "/v1/drops", alice.token, nil, &list); st != 200 || len(list.Drops) != 1 {
 		t.Fatalf("drops after delete: %d", len(list.Drops))
 	}
+	// Batch delete: bob's request removes nothing of alice's; alice's removes hers.
+	var del api.DropsDeleteResponse
+	ids := api.DropsDeleteRequest{Drops: []string{list.Drops[0].ID, strings.Repeat("ab", 16)}}
+	if st, _ := e.call("POST", "/v1/drops/delete", bob.token, ids, &del); st != 200 || del.Deleted != 0 {
+		t.Fatalf("bob's batch delete: %d %d", st, del.Deleted)
+	}
+	if st, _ := e.call("POST", "/v1/drops/delete", alice.token, ids, &del); st != 200 || del.Deleted != 1 {
+		t.Fatalf("batch delete: %d %d", st, del.Deleted)
+	}
+	st, ae = e.call("POST", "/v1/drops/delete", alice.token, api.DropsDeleteRequest{Drops: []string{"XYZ"}}, nil)
+	wantErr(t, st, ae, 400, api.CodeBadRequest)
 
 	// Revocation: the token stops working.
 	req2, fl2, keys2 := alice.uploadLinkOf(inbox.Node)

@@ -117,6 +117,24 @@ func testDrops(t *testing.T, s metastore.Store) {
 	if n, _ := ds.PendingDrops(ctx, alice.ID); n != 1 {
 		t.Fatalf("PendingDrops after delete = %d, want 1", n)
 	}
+	// Batch delete: only the owner's, missing ones ignored.
+	if n, err := ds.DeleteDrops(ctx, bob.ID, [][16]byte{d2.ID}); err != nil || n != 0 {
+		t.Fatalf("DeleteDrops(bob) = %d, %v", n, err)
+	}
+	d3 := newDrop(l, b1)
+	b1again := addBlob(t, s, alice, 5, at(0))
+	d3.Blobs = []coffer.BlobID{b1again}
+	_, err = ds.CreateDrop(ctx, d3, at(time.Second))
+	must(t, "CreateDrop", err)
+	if n, err := ds.DeleteDrops(ctx, alice.ID, [][16]byte{d2.ID, d1.ID, d3.ID, {7}}); err != nil || n != 2 {
+		t.Fatalf("DeleteDrops = %d, %v; want 2", n, err)
+	}
+	if n, _ := ds.PendingDrops(ctx, alice.ID); n != 0 {
+		t.Fatalf("PendingDrops after DeleteDrops = %d, want 0", n)
+	}
+	if ids := collect(t, s, at(time.Hour), 10); len(ids) != 1 || ids[0] != b1again {
+		t.Fatalf("collected %v after DeleteDrops, want the drop's blob", ids)
+	}
 
 	// A revoked, expired or used-up link refuses drops without counting.
 	exp := newLink(alice)

@@ -161,6 +161,19 @@ func (s *Store) DeleteDrop(ctx context.Context, owner coffer.AccountID, id [16]b
 	return nil
 }
 
+// DeleteDrops implements metastore.Drops.
+func (s *Store) DeleteDrops(ctx context.Context, owner coffer.AccountID, ids [][16]byte) (int, error) {
+	raw := make([][]byte, len(ids))
+	for i := range ids {
+		raw[i] = ids[i][:]
+	}
+	ct, err := s.pool.Exec(ctx, `DELETE FROM drops WHERE owner = $1 AND id = ANY($2)`, owner[:], raw)
+	if err != nil {
+		return 0, wrap("delete drops", err)
+	}
+	return int(ct.RowsAffected()), nil
+}
+
 // PendingDrops implements metastore.Drops.
 func (s *Store) PendingDrops(ctx context.Context, owner coffer.AccountID) (int64, error) {
 	var n int64

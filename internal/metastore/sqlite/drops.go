@@ -157,6 +157,32 @@ func (s *Store) DeleteDrop(ctx context.Context, owner coffer.AccountID, id [16]b
 	})
 }
 
+// DeleteDrops implements metastore.Drops.
+func (s *Store) DeleteDrops(ctx context.Context, owner coffer.AccountID, ids [][16]byte) (int, error) {
+	n := 0
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n = 0
+		for _, id := range ids {
+			ok, err := exists(ctx, tx, `SELECT 1 FROM drops WHERE id = ? AND owner = ?`, id[:], owner[:])
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM drop_blobs WHERE drop_id = ?`, id[:]); err != nil {
+				return fmt.Errorf("sqlite: delete drops: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM drops WHERE id = ?`, id[:]); err != nil {
+				return fmt.Errorf("sqlite: delete drops: %w", err)
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // PendingDrops implements metastore.Drops.
 func (s *Store) PendingDrops(ctx context.Context, owner coffer.AccountID) (int64, error) {
 	var n int64
