@@ -481,3 +481,32 @@ func TestHostileDrops(t *testing.T) {
 		t.Fatalf("after import: %d pending, %v", len(rs), err)
 	}
 }
+
+func TestUploadLinkPassword(t *testing.T) {
+	ctx := context.Background()
+	f := newUploadFixture(t, client.LinkOptions{Password: []byte("drop it here")})
+	cfg := visitorConfig(f.env)
+	if _, err := client.OpenUploadLink(ctx, cfg, f.link.URL, client.LinkOpenOptions{}); !errors.Is(err, client.ErrLinkNeedsPassword) {
+		t.Fatalf("no password: %v", err)
+	}
+	pw := func(p string) client.LinkOpenOptions {
+		return client.LinkOpenOptions{Password: func() ([]byte, error) { return []byte(p), nil }}
+	}
+	if _, err := client.OpenUploadLink(ctx, cfg, f.link.URL, pw("wrong")); !errors.Is(err, client.ErrLinkPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	up, err := client.OpenUploadLink(ctx, cfg, f.link.URL, pw("drop it here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "x.txt")
+	if err := os.WriteFile(src, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Upload(ctx, []string{src}, client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := f.alice.ImportDrops(ctx); err != nil || len(rs) != 1 || rs[0].Path != "/inbox/x.txt" {
+		t.Fatalf("import: %+v %v", rs, err)
+	}
+}
