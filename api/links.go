@@ -14,8 +14,10 @@ type LinkCreateRequest struct {
 	Verifier []byte `json:"verifier"`
 	// Expires is a Unix time in seconds after which the link stops working; 0 = never.
 	Expires int64 `json:"expires,omitempty"`
-	// MaxDownloads is the number of successful opens allowed; 0 = unlimited.
+	// MaxDownloads is the number of successful opens allowed; 0 = unlimited. Read links only.
 	MaxDownloads int64 `json:"max_downloads,omitempty"`
+	// MaxUploads is the number of drops an upload-only link accepts; 0 = unlimited.
+	MaxUploads int64 `json:"max_uploads,omitempty"`
 }
 
 // LinkInfo describes one of the caller's links: POST /v1/links answers one, GET /v1/links
@@ -31,6 +33,10 @@ type LinkInfo struct {
 	MaxDownloads int64         `json:"max_downloads,omitempty"`
 	Downloads    int64         `json:"downloads"`
 	Revoked      bool          `json:"revoked,omitempty"`
+	// UploadOnly marks a file-request link; MaxUploads and Uploads count its drops.
+	UploadOnly bool  `json:"upload_only,omitempty"`
+	MaxUploads int64 `json:"max_uploads,omitempty"`
+	Uploads    int64 `json:"uploads,omitempty"`
 }
 
 // LinksResponse: GET /v1/links, newest first.
@@ -62,11 +68,14 @@ type LinkOpenRequest struct {
 // GET /v1/links/{link}/trees/{tree}/folders/{folder} (a listing, as for accounts, of a folder
 // inside the linked subtree) and GET /v1/links/{link}/blobs/{blob} (a blob referenced by a live
 // file inside the linked subtree; Range supported).
+//
+// For an upload-only link the open does not count a download, Node is empty, and the token
+// authorises only the uploads (POST /v1/links/{link}/blobs and POST /v1/links/{link}/drops).
 type LinkOpenResponse struct {
 	Token string `json:"token"`
-	// Record is the signed link record; Node the linked node's current record.
+	// Record is the signed link record; Node the linked node's current record (read links).
 	Record []byte `json:"record"`
-	Node   []byte `json:"node"`
+	Node   []byte `json:"node,omitempty"`
 	// Owner and OwnerPublicKeys identify the link's owner (format.PublicKeys bytes); clients
 	// check that its identity key is the link record's owner key.
 	Owner           string `json:"owner"`

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -59,6 +60,9 @@ func entryOf(p string, n *node) *Entry {
 	if ct := n.body.Content; ct != nil {
 		e.Size = int64(ct.Size)
 		e.Hash = ct.Hash
+	}
+	if o := n.body.Origin; o != (format.LinkID{}) {
+		e.Origin = base64.RawURLEncoding.EncodeToString(o[:])
 	}
 	return e
 }

@@ -128,6 +128,9 @@ type Entry struct {
 	Hash    [32]byte // plaintext SHA-256 (files)
 	// Trashed entries only: where the node came from ("" if that folder is gone).
 	TrashOrigin string
+	// Origin is set on an anonymous upload imported from an upload-only link: the link's ID
+	// (base64url, as in LinkInfo.ID). Empty for everything else.
+	Origin string
 }
 
 // Progress receives transfer progress. Implementations must be safe for concurrent use.

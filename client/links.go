@@ -35,8 +35,14 @@ type LinkOptions struct {
 	Password []byte
 	// Expires, if non-zero, is when the server stops serving the link.
 	Expires time.Time
-	// MaxDownloads, if positive, is how many times the link can be opened.
+	// MaxDownloads, if positive, is how many times the link can be opened (read links).
 	MaxDownloads int64
+	// UploadOnly makes a file-request link to a folder: holders of the URL can upload into it
+	// (Client.OpenUploadLink) but read nothing. Their files arrive as drops, encrypted to this
+	// account's key, which ImportDrops commits into the folder.
+	UploadOnly bool
+	// MaxUploads, if positive, is how many files and folders an upload-only link accepts.
+	MaxUploads int64
 }
 
 // LinkInfo describes one of the account's links. The URL (with its secret) exists only in the
@@ -52,6 +58,9 @@ type LinkInfo struct {
 	MaxDownloads int64     // 0: unlimited
 	Downloads    int64
 	Revoked      bool
+	UploadOnly   bool
+	MaxUploads   int64 // 0: unlimited
+	Uploads      int64
 }
 
 // linkOrigin is the server part of link URLs: the configured server URL.
@@ -63,8 +72,11 @@ func (c *Client) linkOrigin() string { return c.http.base }
 // key derived from the secret and the password) and the LinkAuth public key visitors prove
 // knowledge of.
 func (c *Client) CreateLink(ctx context.Context, path string, opts LinkOptions) (*LinkInfo, error) {
-	if opts.MaxDownloads < 0 {
-		return nil, fmt.Errorf("client: link: negative download limit: %w", coffer.ErrInvalid)
+	if opts.MaxDownloads < 0 || opts.MaxUploads < 0 {
+		return nil, fmt.Errorf("client: link: negative download or upload limit: %w", coffer.ErrInvalid)
+	}
+	if opts.UploadOnly && opts.MaxDownloads > 0 || !opts.UploadOnly && opts.MaxUploads > 0 {
+		return nil, fmt.Errorf("client: link: a download limit is for read links, an upload limit for upload-only links: %w", coffer.ErrInvalid)
 	}
 	if !opts.Expires.IsZero() && !opts.Expires.After(time.Now()) {
 		return nil, fmt.Errorf("client: link: expiry %s is in the past: %w", opts.Expires.Format(time.RFC3339), coffer.ErrInvalid)
@@ -90,11 +102,20 @@ func (c *Client) CreateLink(ctx context.Context, path string, opts LinkOptions) 
 		kdf = c.cfg.newKDF()
 	}
 	keys := format.DeriveLinkKeys(secret, opts.Password, kdf)
-	fl, err := format.SealLink(id, c.tree, n.id(), n.rec.Kind, flags, kdf, keys, n.key, c.signer)
+	var fl *format.Link
+	if opts.UploadOnly {
+		if !n.isDir() {
+			return nil, fmt.Errorf("client: link %s: an upload-only link needs a folder: %w", remote, coffer.ErrInvalid)
+		}
+		fl, err = format.SealUploadLink(id, c.tree, n.id(), flags, kdf, keys, c.bundle)
+	} else {
+		fl, err = format.SealLink(id, c.tree, n.id(), n.rec.Kind, flags, kdf, keys, n.key, c.signer)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("client: link %s: %w", remote, err)
 	}
-	req := api.LinkCreateRequest{Record: fl.Marshal(), Verifier: keys.Auth.Public().(ed25519.PublicKey), MaxDownloads: opts.MaxDownloads}
+	req := api.LinkCreateRequest{Record: fl.Marshal(), Verifier: keys.Auth.Public().(ed25519.PublicKey),
+		MaxDownloads: opts.MaxDownloads, MaxUploads: opts.MaxUploads}
 	if !opts.Expires.IsZero() {
 		req.Expires = opts.Expires.Unix()
 	}
@@ -127,6 +148,7 @@ func (c *Client) linkInfo(info api.LinkInfo) (*LinkInfo, error) {
 		ID: base64.RawURLEncoding.EncodeToString(fl.ID[:]), Node: fl.Node, IsDir: fl.Kind == format.KindFolder,
 		Password: fl.Flags&format.LinkFlagPassword != 0, Created: time.Unix(info.Created, 0),
 		MaxDownloads: info.MaxDownloads, Downloads: info.Downloads, Revoked: info.Revoked,
+		UploadOnly: fl.UploadOnly(), MaxUploads: info.MaxUploads, Uploads: info.Uploads,
 	}
 	if info.Expires != 0 {
 		li.Expires = time.Unix(info.Expires, 0)

@@ -72,11 +72,24 @@ func (t *linkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r2)
 }
 
-// OpenLink opens a link URL (https://HOST/s/<id>#<secret>) anonymously: it proves knowledge of
-// the secret (and password) to the server, which counts one download, and verifies what it gets.
-// cfg.Server is ignored (the URL names the server); cfg.StateDir, if set, keeps the last verified
-// head of each visited link (no session, keys or secrets are stored).
-func OpenLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions) (*Link, error) {
+// ErrLinkUploadOnly is returned by OpenLink for an upload-only (file-request) link, which gives no
+// read access, and by OpenUploadLink for a read link. It wraps coffer.ErrInvalid.
+var ErrLinkUploadOnly = fmt.Errorf("an upload-only link gives no read access (upload into it with put), and only an upload-only link accepts uploads: %w", coffer.ErrInvalid)
+
+// linkProof is an opened link: the server's answer to a successful proof.
+type linkProof struct {
+	cfg    Config
+	server string
+	id     format.LinkID
+	hexID  string
+	hc     *http.Client
+	keys   *format.LinkKeys
+	resp   api.LinkOpenResponse
+}
+
+// proveLink runs the challenge and the proof of knowledge of the URL's secret (and password)
+// for a read link (upload false) or an upload-only link (upload true).
+func proveLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions, upload bool) (*linkProof, error) {
 	cfg = cfg.withDefaults()
 	server, id, secret, err := format.ParseLinkURL(url)
 	if err != nil {
@@ -94,6 +107,9 @@ func OpenLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions)
 	var ch api.LinkChallengeResponse
 	if err := plain.json(ctx, "POST", "/v1/links/"+hexID+"/challenge", nil, &ch, true, true); err != nil {
 		return nil, fmt.Errorf("client: open link: %w", linkError(err))
+	}
+	if (ch.Flags&format.LinkFlagUploadOnly != 0) != upload {
+		return nil, fmt.Errorf("client: open link: %w", ErrLinkUploadOnly)
 	}
 	var password []byte
 	var kdf format.KDFParams
@@ -119,12 +135,26 @@ func OpenLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions)
 	}
 	keys := format.DeriveLinkKeys(secret, password, kdf)
 	sig := ed25519.Sign(keys.Auth, format.LinkAuthMessage(id, [32]byte(ch.Challenge)))
-	var resp api.LinkOpenResponse
+	p := &linkProof{cfg: cfg, server: server, id: id, hexID: hexID, hc: hc, keys: keys}
 	if err := plain.json(ctx, "POST", "/v1/links/"+hexID+"/open",
-		api.LinkOpenRequest{Challenge: ch.Challenge, Signature: sig}, &resp, false, true); err != nil {
+		api.LinkOpenRequest{Challenge: ch.Challenge, Signature: sig}, &p.resp, false, true); err != nil {
 		return nil, fmt.Errorf("client: open link: %w", linkError(err))
 	}
-	l, err := verifyOpenedLink(&resp, id, keys)
+	return p, nil
+}
+
+// OpenLink opens a link URL (https://HOST/s/<id>#<secret>) anonymously: it proves knowledge of
+// the secret (and password) to the server, which counts one download, and verifies what it gets.
+// cfg.Server is ignored (the URL names the server); cfg.StateDir, if set, keeps the last verified
+// head of each visited link (no session, keys or secrets are stored). An upload-only link is
+// ErrLinkUploadOnly (see OpenUploadLink).
+func OpenLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions) (*Link, error) {
+	p, err := proveLink(ctx, cfg, url, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, server, id, hexID, hc, resp := p.cfg, p.server, p.id, p.hexID, p.hc, p.resp
+	l, err := verifyOpenedLink(&resp, id, p.keys)
 	if err != nil {
 		return nil, fmt.Errorf("client: open link: %w", err)
 	}

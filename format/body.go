@@ -17,6 +17,9 @@ type Body struct {
 	Role        Role
 	TrashOrigin coffer.NodeID // the folder a trashed node came from; zero when not in the trash
 	Content     *Content      // files only
+	// Origin is the upload-only link a file arrived through (an anonymous upload imported by the
+	// owner); zero for everything else.
+	Origin LinkID
 }
 
 // Content describes one version of a file's content.
@@ -54,6 +57,7 @@ const (
 	bodyTagRole    = 4
 	bodyTagTrash   = 5
 	bodyTagContent = 6
+	bodyTagOrigin  = 9
 )
 
 const (
@@ -128,21 +132,29 @@ func marshalBody(b *Body) []byte {
 		out = appendTLV(out, bodyTagTrash, b.TrashOrigin[:])
 	}
 	if c := b.Content; c != nil {
-		v := make([]byte, 0, contentFixedLen+chunkRefLen*len(c.Chunks))
-		v = append(v, c.Key[:]...)
-		v = append(v, c.Commitment[:]...)
-		v = binary.BigEndian.AppendUint64(v, c.Size)
-		v = binary.BigEndian.AppendUint32(v, c.ChunkSize)
-		v = append(v, c.Hash[:]...)
-		v = binary.BigEndian.AppendUint32(v, uint32(len(c.Chunks)))
-		for _, ch := range c.Chunks {
-			v = append(v, ch.Blob[:]...)
-			v = binary.BigEndian.AppendUint64(v, ch.Offset)
-			v = binary.BigEndian.AppendUint32(v, ch.Length)
-		}
-		out = appendTLV(out, bodyTagContent, v)
+		out = appendTLV(out, bodyTagContent, marshalContent(c))
+	}
+	if b.Origin != (LinkID{}) {
+		out = appendTLV(out, bodyTagOrigin, b.Origin[:])
 	}
 	return out
+}
+
+// marshalContent returns the content TLV value (§7).
+func marshalContent(c *Content) []byte {
+	v := make([]byte, 0, contentFixedLen+chunkRefLen*len(c.Chunks))
+	v = append(v, c.Key[:]...)
+	v = append(v, c.Commitment[:]...)
+	v = binary.BigEndian.AppendUint64(v, c.Size)
+	v = binary.BigEndian.AppendUint32(v, c.ChunkSize)
+	v = append(v, c.Hash[:]...)
+	v = binary.BigEndian.AppendUint32(v, uint32(len(c.Chunks)))
+	for _, ch := range c.Chunks {
+		v = append(v, ch.Blob[:]...)
+		v = binary.BigEndian.AppendUint64(v, ch.Offset)
+		v = binary.BigEndian.AppendUint32(v, ch.Length)
+	}
+	return v
 }
 
 // validateBody checks everything parseBody checks, for sealing.
@@ -167,12 +179,12 @@ func validateBody(b *Body, object string) error {
 // parseBody parses a body TLV plaintext and checks its intrinsic rules (name, role value,
 // content structure and commitment). Kind-dependent rules are Body.checkKind.
 func parseBody(pt []byte, object string) (*Body, error) {
-	items, err := parseTLV(pt, object, bodyTagContent)
+	items, err := parseTLV(pt, object, bodyTagOrigin)
 	if err != nil {
 		return nil, err
 	}
 	b := &Body{}
-	var seen [bodyTagContent + 1]bool
+	var seen [bodyTagOrigin + 1]bool
 	wantLen := func(it tlv, n int, field string) error {
 		if len(it.value) != n {
 			return corruptErr(object, field, fmt.Sprintf("length %d, want %d", len(it.value), n))
@@ -219,6 +231,16 @@ func parseBody(pt []byte, object string) (*Body, error) {
 				return nil, err
 			}
 			b.Content = c
+		case bodyTagOrigin:
+			if err := wantLen(it, 16, "origin"); err != nil {
+				return nil, err
+			}
+			b.Origin = LinkID(it.value)
+			if b.Origin == (LinkID{}) {
+				return nil, corruptErr(object, "origin", "zero (omit the tag instead)")
+			}
+		default:
+			return nil, corruptErr(object, fmt.Sprintf("tlv tag %d", it.tag), "unknown tag")
 		}
 	}
 	for _, tag := range []int{bodyTagName, bodyTagMTime, bodyTagMode} {

@@ -182,3 +182,34 @@ func FuzzParseLinkURL(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseDrop(f *testing.F) {
+	seedVectors(f, "drop")
+	owner := testBundle(50)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDrop(b)
+		if err != nil {
+			return
+		}
+		roundTrip(t, b, d.Marshal())
+		d.Owner = owner.Account
+		_, _ = d.Open(owner)
+	})
+}
+
+// FuzzDropPlaintext feeds arbitrary plaintexts to the drop parser: it must never panic, and what
+// it accepts must re-encode canonically and satisfy the drop rules.
+func FuzzDropPlaintext(f *testing.F) {
+	var auth [32]byte
+	f.Add(marshalDropFile(&DropFile{Path: []string{"a"}, Name: "x", MTime: 1, Mode: 0o644}, auth))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		df, got, err := parseDropFile(b, "drop")
+		if err != nil {
+			return
+		}
+		roundTrip(t, b, marshalDropFile(df, got))
+		if err := df.validate("drop"); err != nil {
+			t.Fatalf("accepted an invalid drop: %v", err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package format
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -131,26 +132,69 @@ func (l *Link) check() error {
 	return nil
 }
 
-// SealLink builds and signs a link record giving the holders of keys access to node (whose key
-// is nk). flags and kdf must agree (kdf non-zero iff LinkFlagPassword) and keys must come from
-// DeriveLinkKeys with the same kdf.
+// SealLink builds and signs a link record giving the holders of keys read access to node (whose
+// key is nk). flags and kdf must agree (kdf non-zero iff LinkFlagPassword), flags must not have
+// LinkFlagUploadOnly (see SealUploadLink) and keys must come from DeriveLinkKeys with the same kdf.
 func SealLink(id LinkID, tree coffer.TreeID, node coffer.NodeID, kind Kind, flags uint8, kdf KDFParams,
 	keys *LinkKeys, nk NodeKey, owner ed25519.PrivateKey) (*Link, error) {
-	return sealLink(rand.Reader, id, tree, node, kind, flags, kdf, keys, nk, owner)
+	if flags&LinkFlagUploadOnly != 0 {
+		return nil, invalidf("SealLink: upload-only links are sealed by SealUploadLink")
+	}
+	return sealLink(rand.Reader, id, tree, node, kind, flags, kdf, keys, random32(rand.Reader), nk[:], owner)
 }
 
+// SealUploadLink builds and signs an upload-only (file-request) link to folder node. The link
+// carries no node key: its 60-byte key field seals the owner's key fingerprint (KeyFingerprint
+// of the owner's public keys) under the link key, so that a visitor holding the URL can authenticate
+// the owner's KEM key although the server serves it. The link key is derived from the owner's
+// bundle (UploadLinkKey), so the owner can recompute it to authenticate drops (§12.3).
+func SealUploadLink(id LinkID, tree coffer.TreeID, node coffer.NodeID, flags uint8, kdf KDFParams,
+	keys *LinkKeys, owner *Bundle) (*Link, error) {
+	kem, err := owner.KEMKey()
+	if err != nil {
+		return nil, err
+	}
+	fp := sha256.Sum256(domain("coffer/v1 fingerprint", owner.SigningKey().Public().(ed25519.PublicKey), kem.PublicKey().Bytes()))
+	return sealLink(rand.Reader, id, tree, node, KindFolder, flags|LinkFlagUploadOnly, kdf, keys,
+		UploadLinkKey(owner, id), fp[:], owner.SigningKey())
+}
+
+// UploadLinkKey is the link key LK of an upload-only link: HKDF(KEM seed || link, "coffer/v1
+// upload link key"). Only the owner (who holds the KEM seed) and holders of the link secret
+// (who unwrap it from the link record) know it.
+func UploadLinkKey(owner *Bundle, id LinkID) [32]byte {
+	return derive(append(append([]byte{}, owner.KEMSeed[:]...), id[:]...), "coffer/v1 upload link key")
+}
+
+// KeyFingerprint is the raw 32-byte fingerprint F of a public-key record (§6): H("coffer/v1
+// fingerprint" || 0x00 || signing || KEM).
+func KeyFingerprint(p *PublicKeys) [32]byte {
+	return sha256.Sum256(domain("coffer/v1 fingerprint", p.Signing, p.KEM))
+}
+
+// sealLink seals lk under keys and payload (a node key, or the owner fingerprint of an
+// upload-only link) under lk.
 func sealLink(rng io.Reader, id LinkID, tree coffer.TreeID, node coffer.NodeID, kind Kind, flags uint8, kdf KDFParams,
-	keys *LinkKeys, nk NodeKey, owner ed25519.PrivateKey) (*Link, error) {
+	keys *LinkKeys, lk [32]byte, payload []byte, owner ed25519.PrivateKey) (*Link, error) {
 	l := &Link{ID: id, Tree: tree, Node: node, Kind: kind, Flags: flags, KDF: kdf}
 	if err := l.check(); err != nil {
 		return nil, fmt.Errorf("format: SealLink: %v: %w", err, coffer.ErrInvalid)
 	}
-	lk := random32(rng)
 	copy(l.WrappedLinkKey[:], sealRandom(rng, nil, keys.Secret, lk[:], l.prefix()))
-	copy(l.WrappedNodeKey[:], sealRandom(rng, nil, derive(lk[:], "coffer/v1 link node key"), nk[:], linkNodeAAD(id, node)))
+	key, aad := l.payloadKey(lk)
+	copy(l.WrappedNodeKey[:], sealRandom(rng, nil, key, payload, aad))
 	copy(l.Owner[:], owner.Public().(ed25519.PublicKey))
 	copy(l.Sig[:], ed25519.Sign(owner, domain("coffer/v1 link", l.signedPart())))
 	return l, nil
+}
+
+// payloadKey returns the key and AAD of the link's second wrapped field: the node key of a read
+// link, the owner fingerprint of an upload-only link.
+func (l *Link) payloadKey(lk [32]byte) ([32]byte, []byte) {
+	if l.Flags&LinkFlagUploadOnly != 0 {
+		return derive(lk[:], "coffer/v1 link owner key"), domain("coffer/v1 link owner", l.ID[:], l.Node[:])
+	}
+	return derive(lk[:], "coffer/v1 link node key"), linkNodeAAD(l.ID, l.Node)
 }
 
 func linkNodeAAD(id LinkID, node coffer.NodeID) []byte {
@@ -192,17 +236,54 @@ func (l *Link) VerifySignature() error {
 	return nil
 }
 
-// OpenNodeKey unwraps the link key and then the node key (ErrAuth on any failure).
-func (l *Link) OpenNodeKey(keys *LinkKeys) (NodeKey, error) {
-	lk, ok := openNonced(keys.Secret, l.WrappedLinkKey[:], l.prefix())
-	if !ok || len(lk) != 32 {
-		return NodeKey{}, authErr(l.object())
+// UploadOnly reports whether l is an upload-only (file-request) link.
+func (l *Link) UploadOnly() bool { return l.Flags&LinkFlagUploadOnly != 0 }
+
+// openPayload unwraps the link key and then the second wrapped field (ErrAuth on any failure).
+func (l *Link) openPayload(keys *LinkKeys) (lk [32]byte, payload []byte, err error) {
+	k, ok := openNonced(keys.Secret, l.WrappedLinkKey[:], l.prefix())
+	if !ok || len(k) != 32 {
+		return lk, nil, authErr(l.object())
 	}
-	nk, ok := openNonced(derive(lk, "coffer/v1 link node key"), l.WrappedNodeKey[:], linkNodeAAD(l.ID, l.Node))
-	if !ok || len(nk) != 32 {
-		return NodeKey{}, authErr(l.object())
+	lk = [32]byte(k)
+	key, aad := l.payloadKey(lk)
+	p, ok := openNonced(key, l.WrappedNodeKey[:], aad)
+	if !ok || len(p) != 32 {
+		return lk, nil, authErr(l.object())
+	}
+	return lk, p, nil
+}
+
+// OpenNodeKey unwraps the link key and then the node key (ErrAuth on any failure). An
+// upload-only link has no node key (ErrInvalid).
+func (l *Link) OpenNodeKey(keys *LinkKeys) (NodeKey, error) {
+	if l.UploadOnly() {
+		return NodeKey{}, fmt.Errorf("format: %s: upload-only link has no node key: %w", l.object(), coffer.ErrInvalid)
+	}
+	_, nk, err := l.openPayload(keys)
+	if err != nil {
+		return NodeKey{}, err
 	}
 	return NodeKey(nk), nil
+}
+
+// UploadKeys are what a visitor of an upload-only link unwraps with the link secret.
+type UploadKeys struct {
+	LinkKey          [32]byte // LK, which authenticates the visitor's drops to the owner
+	OwnerFingerprint [32]byte // KeyFingerprint of the owner's public keys
+}
+
+// OpenUpload unwraps an upload-only link's key and owner fingerprint (ErrAuth on any failure;
+// ErrInvalid for a read link).
+func (l *Link) OpenUpload(keys *LinkKeys) (*UploadKeys, error) {
+	if !l.UploadOnly() {
+		return nil, fmt.Errorf("format: %s: not an upload-only link: %w", l.object(), coffer.ErrInvalid)
+	}
+	lk, fp, err := l.openPayload(keys)
+	if err != nil {
+		return nil, err
+	}
+	return &UploadKeys{LinkKey: lk, OwnerFingerprint: [32]byte(fp)}, nil
 }
 
 // FormatLinkURL returns server + "/s/" + base64url(id) + "#" + base64url(s), where server is the

@@ -20,9 +20,9 @@ func TestLink(t *testing.T) {
 		kdf   KDFParams
 		pw    []byte
 		kind  Kind
-	}{{0, KDFParams{}, nil, KindFile}, {LinkFlagPassword | LinkFlagUploadOnly, kdf, []byte("hunter2"), KindFolder}} {
+	}{{0, KDFParams{}, nil, KindFile}, {LinkFlagPassword, kdf, []byte("hunter2"), KindFolder}} {
 		keys := DeriveLinkKeys(s, tc.pw, tc.kdf)
-		l, err := sealLink(rng, id, tree, node, tc.kind, tc.flags, tc.kdf, keys, nk, owner)
+		l, err := sealLink(rng, id, tree, node, tc.kind, tc.flags, tc.kdf, keys, random32(rng), nk[:], owner)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"coffer"
@@ -41,7 +42,7 @@ func loadVectors(t testing.TB) []*Vector {
 
 // TestVectorsUpToDate fails if running the generator would change the committed files.
 func TestVectorsUpToDate(t *testing.T) {
-	gen, err := Vectors()
+	gen, err := Vectors(loadVectors(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +194,8 @@ func checkVector(v *Vector) error {
 		return checkStateVector(v)
 	case "link":
 		return checkLinkVector(v)
+	case "drop":
+		return checkDropVector(v)
 	case "invite":
 		inv, err := ParseInvite(v.Data)
 		if err != nil {
@@ -319,9 +322,39 @@ func checkLinkVector(v *Vector) error {
 		kdf = l.KDF
 	}
 	keys := DeriveLinkKeys(s, []byte(v.Get("password")), kdf)
+	if l.UploadOnly() {
+		uk, err := l.OpenUpload(keys)
+		if err != nil {
+			return err
+		}
+		lk := UploadLinkKey(&Bundle{KEMSeed: key32(v, "owner kem seed")}, l.ID)
+		return errors.Join(expectEq(v, "link key", uk.LinkKey[:]), expectEq(v, "link key", lk[:]),
+			expectEq(v, "owner fingerprint", uk.OwnerFingerprint[:]),
+			expectEq(v, "auth public", keys.Auth.Public().(ed25519.PublicKey)), reencode(v, l.Marshal()))
+	}
 	nk, err := l.OpenNodeKey(keys)
 	if err != nil {
 		return err
 	}
 	return errors.Join(expectEq(v, "node key", nk[:]), expectEq(v, "auth public", keys.Auth.Public().(ed25519.PublicKey)), reencode(v, l.Marshal()))
+}
+
+func checkDropVector(v *Vector) error {
+	d, err := ParseDrop(v.Data)
+	if err != nil {
+		return err
+	}
+	b := &Bundle{Account: coffer.AccountID(hexField(v, "owner account")), KEMSeed: key32(v, "owner kem seed")}
+	f, err := d.Open(b)
+	if err != nil {
+		return err
+	}
+	var ck []byte
+	size := ""
+	if f.Content != nil {
+		ck, size = f.Content.Key[:], strconv.FormatUint(f.Content.Size, 10)
+	}
+	nid := DropNodeID(d.Link, d.ID)
+	return errors.Join(expectStr(v, "name", f.Name), expectStr(v, "path", strings.Join(f.Path, "/")),
+		expectStr(v, "size", size), expectEq(v, "content key", ck), expectEq(v, "node", nid[:]), reencode(v, d.Marshal()))
 }

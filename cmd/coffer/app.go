@@ -48,6 +48,10 @@ type app struct {
 	ran     bool
 	cmdName string
 	kind    commandKind
+
+	// importDrops: the command reads the tree, so its session imports pending anonymous uploads
+	// first (link_drops.go).
+	importDrops bool
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -194,6 +198,10 @@ func (a *app) session(ctx context.Context) (*client.Client, error) {
 			return nil, &authError{msg: "not logged in (run 'coffer login NAME')", err: err}
 		}
 		return nil, err
+	}
+	if a.importDrops {
+		a.importDrops = false
+		a.autoImportDrops(ctx, c)
 	}
 	return c, nil
 }

@@ -81,12 +81,16 @@ func (a *app) lsCmd() *cobra.Command {
 			}
 			t := newTable(a.stdout)
 			for _, e := range es {
-				t.row(modeString(e), sizeColumn(e), humanTime(e.MTime), displayName(e))
+				name := displayName(e)
+				if o := originNote(e); o != "" {
+					name += "  (" + o + ")"
+				}
+				t.row(modeString(e), sizeColumn(e), humanTime(e.MTime), name)
 			}
 			return t.flush()
 		},
 	}
-	c.Flags().BoolVarP(&long, "long", "l", false, "long listing: mode, size, modification time, name")
+	c.Flags().BoolVarP(&long, "long", "l", false, "long listing: mode, size, modification time, name (and the origin of anonymous uploads)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
@@ -215,6 +219,9 @@ func (a *app) statCmd() *cobra.Command {
 			t.row("version:", fmt.Sprint(e.Version))
 			if e.TrashOrigin != "" {
 				t.row("trashed from:", e.TrashOrigin)
+			}
+			if o := originNote(e); o != "" {
+				t.row("origin:", o)
 			}
 			return t.flush()
 		},

@@ -31,6 +31,12 @@ func (a *app) addLinkCommands(root *cobra.Command) {
 		switch c.Name() {
 		case "get", "ls", "cat":
 			a.acceptLinkURL(c)
+		case "put":
+			a.acceptUploadURL(c) // link_drops.go
+		}
+		switch c.Name() {
+		case "ls", "tree", "get", "stat":
+			a.importOnSession(c) // link_drops.go: import pending anonymous uploads
 		}
 	}
 }
@@ -54,12 +60,20 @@ password link) can read the linked file or folder without an account:
 
 Every successful open of a link (each ls, get or cat) counts as one download against
 --max-downloads. After revocation, expiry or the last download the URL fails with "link revoked
-or expired" (exit code 4).`,
+or expired" (exit code 4).
+
+An upload-only link (file request, 'link create --upload-only FOLDER') works the other way: anyone
+with the URL can upload into the folder and read nothing there:
+
+  coffer put FILE... URL  upload files and folders into an upload-only link
+
+The uploads are encrypted to your key; 'coffer link drops' (and ls, tree, get, stat) verify them
+and add them to the folder as anonymous uploads via the link.`,
 		Example: "  coffer link create /photos\n  coffer link ls\n  coffer get 'https://HOST/s/ID#SECRET' ~/Downloads",
 		Args:    cobra.NoArgs,
 		RunE:    groupHelp,
 	}
-	c.AddCommand(a.linkCreateCmd(), a.linkLsCmd(), a.linkRevokeCmd())
+	c.AddCommand(a.linkCreateCmd(), a.linkLsCmd(), a.linkRevokeCmd(), a.linkDropsCmd())
 	return c
 }
 
@@ -91,6 +105,8 @@ func (a *app) linkCreateCmd() *cobra.Command {
 		pwFile       string
 		expire       string
 		maxDownloads int64
+		uploadOnly   bool
+		maxUploads   int64
 		asJSON       bool
 	)
 	c := &cobra.Command{
@@ -99,19 +115,30 @@ func (a *app) linkCreateCmd() *cobra.Command {
 		Long: `Create a public link to a file or a whole folder and print its URL. The URL is shown only now: its
 secret is stored nowhere else. --password also requires a password to open the link (read from
 --link-password-file, COFFER_LINK_PASSWORD, or prompted); the server can only check guesses online,
-and throttles them.`,
-		Example: "  coffer link create /docs/report.pdf\n  coffer link create --password --expire 7d --max-downloads 10 /photos",
-		Args:    cobra.ExactArgs(1),
+and throttles them.
+
+--upload-only makes a file-request link to a folder: anyone with the URL can upload into it
+('coffer put FILE... URL') and read nothing there, not even what they uploaded. --max-uploads
+limits how many files and folders it accepts.`,
+		Example: "  coffer link create /docs/report.pdf\n  coffer link create --password --expire 7d --max-downloads 10 /photos\n" +
+			"  coffer link create --upload-only --expire 30d --max-uploads 100 /inbox",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := remotePath(args[0])
 			if err != nil {
 				return err
 			}
-			if maxDownloads < 0 {
-				return usagef("--max-downloads: must not be negative")
+			if maxDownloads < 0 || maxUploads < 0 {
+				return usagef("--max-downloads, --max-uploads: must not be negative")
+			}
+			if uploadOnly && maxDownloads > 0 {
+				return usagef("--max-downloads: an upload-only link has no downloads (use --max-uploads)")
+			}
+			if !uploadOnly && maxUploads > 0 {
+				return usagef("--max-uploads: only with --upload-only")
 			}
 			var opts client.LinkOptions
-			opts.MaxDownloads = maxDownloads
+			opts.MaxDownloads, opts.UploadOnly, opts.MaxUploads = maxDownloads, uploadOnly, maxUploads
 			if expire != "" {
 				d, err := parseExpire(expire)
 				if err != nil {
@@ -136,8 +163,12 @@ and throttles them.`,
 				return a.printJSON(linkToJSON(li, p))
 			}
 			fmt.Fprintln(a.stdout, li.URL)
-			a.info("Anyone with this URL%s can read %s. It is shown only once; revoke it with 'coffer link revoke %s'.",
-				map[bool]string{true: " and the password", false: ""}[li.Password], p, li.ID)
+			can := "read"
+			if li.UploadOnly {
+				can = "upload into (and read nothing in)"
+			}
+			a.info("Anyone with this URL%s can %s %s. It is shown only once; revoke it with 'coffer link revoke %s'.",
+				map[bool]string{true: " and the password", false: ""}[li.Password], can, p, li.ID)
 			return nil
 		},
 	}
@@ -146,6 +177,8 @@ and throttles them.`,
 	f.StringVar(&pwFile, "link-password-file", "", "read the link password from this file (implies --password)")
 	f.StringVar(&expire, "expire", "", "stop serving the link after this long (e.g. 7d, 12h, 30m)")
 	f.Int64Var(&maxDownloads, "max-downloads", 0, "stop serving the link after this many opens (0: unlimited)")
+	f.BoolVar(&uploadOnly, "upload-only", false, "a file-request link to a folder: visitors can upload, and read nothing")
+	f.Int64Var(&maxUploads, "max-uploads", 0, "with --upload-only: accept this many files and folders (0: unlimited)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
@@ -157,11 +190,14 @@ type linkJSON struct {
 	Path         string     `json:"path,omitempty"`
 	Node         string     `json:"node"`
 	Type         string     `json:"type"`
+	Kind         string     `json:"kind"` // read or upload-only
 	Password     bool       `json:"password"`
 	Created      time.Time  `json:"created"`
 	Expires      *time.Time `json:"expires,omitempty"`
 	MaxDownloads int64      `json:"max_downloads,omitempty"`
 	Downloads    int64      `json:"downloads"`
+	MaxUploads   int64      `json:"max_uploads,omitempty"`
+	Uploads      int64      `json:"uploads,omitempty"`
 	Status       string     `json:"status"` // active, revoked, expired, used up
 }
 
@@ -171,7 +207,7 @@ func linkStatus(li *client.LinkInfo) string {
 		return "revoked"
 	case !li.Expires.IsZero() && !time.Now().Before(li.Expires):
 		return "expired"
-	case li.MaxDownloads > 0 && li.Downloads >= li.MaxDownloads:
+	case li.MaxDownloads > 0 && li.Downloads >= li.MaxDownloads, li.MaxUploads > 0 && li.Uploads >= li.MaxUploads:
 		return "used up"
 	}
 	return "active"
@@ -179,9 +215,13 @@ func linkStatus(li *client.LinkInfo) string {
 
 func linkToJSON(li *client.LinkInfo, path string) linkJSON {
 	j := linkJSON{ID: li.ID, URL: li.URL, Path: path, Node: li.Node.String(), Type: "file", Password: li.Password,
-		Created: li.Created.UTC(), MaxDownloads: li.MaxDownloads, Downloads: li.Downloads, Status: linkStatus(li)}
+		Created: li.Created.UTC(), MaxDownloads: li.MaxDownloads, Downloads: li.Downloads, Status: linkStatus(li),
+		Kind: "read", MaxUploads: li.MaxUploads, Uploads: li.Uploads}
 	if li.IsDir {
 		j.Type = "folder"
+	}
+	if li.UploadOnly {
+		j.Kind = "upload-only"
 	}
 	if !li.Expires.IsZero() {
 		e := li.Expires.UTC()
@@ -195,8 +235,8 @@ func (a *app) linkLsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ls",
 		Short: "List your links",
-		Long: `List your links, newest first, with their status (active, revoked, expired, used up), downloads and
-the path they point to (found by walking your drive; "-" if the node is in the trash or gone). URLs
+		Long: `List your links, newest first, with their kind (read, or upload-only), status (active, revoked,
+expired, used up), downloads (uploads, for upload-only links) and the path they point to (found by walking your drive; "-" if the node is in the trash or gone). URLs
 are not shown: their secrets are stored nowhere.`,
 		Example: "  coffer link ls\n  coffer link ls --json",
 		Args:    cobra.NoArgs,
@@ -232,12 +272,17 @@ are not shown: their secrets are stored nowhere.`,
 				return a.printJSON(out)
 			}
 			t := newTable(a.stdout)
-			t.row("ID", "STATUS", "DOWNLOADS", "EXPIRES", "PASSWORD", "PATH")
+			t.row("ID", "KIND", "STATUS", "USES", "EXPIRES", "PASSWORD", "PATH")
 			for _, li := range ls {
-				dl := strconv.FormatInt(li.Downloads, 10)
-				if li.MaxDownloads > 0 {
-					dl += "/" + strconv.FormatInt(li.MaxDownloads, 10)
+				kind, n, maxN, unit := "read", li.Downloads, li.MaxDownloads, " downloads"
+				if li.UploadOnly {
+					kind, n, maxN, unit = "upload-only", li.Uploads, li.MaxUploads, " uploads"
 				}
+				dl := strconv.FormatInt(n, 10)
+				if maxN > 0 {
+					dl += "/" + strconv.FormatInt(maxN, 10)
+				}
+				dl += unit
 				exp := "never"
 				if !li.Expires.IsZero() {
 					exp = li.Expires.Local().Format("2006-01-02 15:04")
@@ -250,7 +295,7 @@ are not shown: their secrets are stored nowhere.`,
 				if p == "" {
 					p = "-"
 				}
-				t.row(li.ID, linkStatus(li), dl, exp, pw, p)
+				t.row(li.ID, kind, linkStatus(li), dl, exp, pw, p)
 			}
 			return t.flush()
 		},

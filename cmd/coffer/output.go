@@ -32,13 +32,14 @@ type entryJSON struct {
 	Version     uint64    `json:"version"`
 	SHA256      string    `json:"sha256,omitempty"` // files: plaintext SHA-256, hex
 	TrashOrigin string    `json:"trash_origin,omitempty"`
+	Origin      string    `json:"origin_link,omitempty"` // anonymous uploads: the upload-only link's ID
 }
 
 func toJSON(e *client.Entry) entryJSON {
 	j := entryJSON{
 		Path: e.Path, Name: e.Name, Type: "file", ID: e.ID.String(), Size: e.Size,
 		MTime: e.MTime.UTC(), Mode: fmt.Sprintf("%04o", e.Mode&0o7777), Version: e.Version,
-		TrashOrigin: e.TrashOrigin,
+		TrashOrigin: e.TrashOrigin, Origin: e.Origin,
 	}
 	if e.IsDir {
 		j.Type = "folder"

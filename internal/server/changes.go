@@ -234,8 +234,29 @@ func (s *Server) handleChangeStream(w http.ResponseWriter, r *http.Request, sess
 			}
 		}
 	}
+	// Pending drops (anonymous uploads waiting for import) are announced as "event: drops"
+	// whenever their number grows.
+	var lastDrops int64
+	announceDrops := func() error {
+		n, err := s.pendingDrops(ctx, sess.Account)
+		if err != nil || n < 0 {
+			return err
+		}
+		if n > lastDrops {
+			data, _ := json.Marshal(api.DropsEvent{Pending: n})
+			fmt.Fprintf(bw, "event: drops\ndata: %s\n\n", data)
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		lastDrops = n
+		return nil
+	}
 	if err := catchUp(); err != nil {
 		s.log.Debug("change stream ended", "err", err)
+		return nil
+	}
+	if err := announceDrops(); err != nil {
 		return nil
 	}
 	tick := time.NewTicker(keepAliveInterval)
@@ -250,10 +271,12 @@ func (s *Server) handleChangeStream(w http.ResponseWriter, r *http.Request, sess
 			if !ok {
 				return nil
 			}
-			if seq <= since {
-				continue
+			if seq > since {
+				if err := catchUp(); err != nil {
+					return nil
+				}
 			}
-			if err := catchUp(); err != nil {
+			if err := announceDrops(); err != nil {
 				return nil
 			}
 		case <-tick.C:

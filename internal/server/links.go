@@ -43,6 +43,7 @@ func (s *Server) linkRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/links/{link}/open", s.public(s.handleLinkOpen))
 	mux.Handle("GET /v1/links/{link}/trees/{tree}/folders/{folder}", s.public(s.handleLinkListing))
 	mux.Handle("GET /v1/links/{link}/blobs/{id}", s.public(s.handleLinkBlob))
+	s.dropRoutes(mux)
 }
 
 // links returns the store's link support, or a 404 if the store has none.
@@ -77,10 +78,11 @@ func linkInfo(l metastore.Link) api.LinkInfo {
 	info := api.LinkInfo{
 		ID: hex.EncodeToString(l.ID[:]), Tree: l.Tree, Node: l.Node, Record: l.Record,
 		Created: unixOrZero(l.Created), Expires: unixOrZero(l.Expires), MaxDownloads: l.MaxDownloads,
-		Downloads: l.Downloads, Revoked: l.Revoked,
+		Downloads: l.Downloads, Revoked: l.Revoked, MaxUploads: l.MaxUploads, Uploads: l.Uploads,
 	}
 	if fl, err := format.ParseLink(l.Record); err == nil {
 		info.Password = fl.Flags&format.LinkFlagPassword != 0
+		info.UploadOnly = fl.UploadOnly()
 	}
 	return info
 }
@@ -116,8 +118,12 @@ func (s *Server) handleLinkCreate(w http.ResponseWriter, r *http.Request, sess *
 		return errBadRequest("expires: must not be negative")
 	case req.Expires > 0 && !s.now().Before(time.Unix(req.Expires, 0)):
 		return errBadRequest("expires: already in the past")
-	case fl.Flags&format.LinkFlagUploadOnly != 0:
-		return errBadRequest("record: upload-only links are not supported yet")
+	case req.MaxUploads < 0:
+		return errBadRequest("max_uploads: must not be negative")
+	case fl.UploadOnly() && req.MaxDownloads != 0:
+		return errBadRequest("max_downloads: an upload-only link has no downloads (use max_uploads)")
+	case !fl.UploadOnly() && req.MaxUploads != 0:
+		return errBadRequest("max_uploads: only for upload-only links")
 	}
 	acct, err := s.account(ctx, sess.Account)
 	if err != nil {
@@ -144,7 +150,7 @@ func (s *Server) handleLinkCreate(w http.ResponseWriter, r *http.Request, sess *
 		return errBadRequest("record: kind %s does not match the node's", fl.Kind)
 	}
 	l := metastore.Link{ID: fl.ID, Owner: sess.Account, Tree: fl.Tree, Node: fl.Node, Record: req.Record,
-		Verifier: req.Verifier, Created: s.now(), MaxDownloads: req.MaxDownloads}
+		Verifier: req.Verifier, Created: s.now(), MaxDownloads: req.MaxDownloads, MaxUploads: req.MaxUploads}
 	if req.Expires > 0 {
 		l.Expires = time.Unix(req.Expires, 0)
 	}
@@ -154,7 +160,8 @@ func (s *Server) handleLinkCreate(w http.ResponseWriter, r *http.Request, sess *
 		}
 		return internalError("link create", err)
 	}
-	s.log.Info("link created", "account", sess.Account.String(), "password", fl.Flags&format.LinkFlagPassword != 0)
+	s.log.Info("link created", "account", sess.Account.String(), "password", fl.Flags&format.LinkFlagPassword != 0,
+		"upload_only", fl.UploadOnly())
 	writeJSON(w, http.StatusOK, linkInfo(l))
 	return nil
 }
@@ -286,6 +293,9 @@ func (s *Server) handleLinkOpen(w http.ResponseWriter, r *http.Request) error {
 	if err := s.meta.SetLoginFailures(ctx, name, 0, time.Time{}); err != nil {
 		return internalError("link open: failures", err)
 	}
+	if fl, err := format.ParseLink(l.Record); err == nil && fl.UploadOnly() {
+		return s.openUploadLink(w, r, l)
+	}
 	n, err := s.meta.Node(ctx, l.Tree, l.Node)
 	if errors.Is(err, coffer.ErrNotFound) {
 		return &apiError{status: http.StatusGone, code: api.CodeGone, msg: "the linked file or folder no longer exists"}
@@ -378,7 +388,7 @@ func (s *Server) inSubtree(ctx context.Context, tree coffer.TreeID, root, node c
 // handleLinkListing serves the listing of a folder inside a folder link's subtree, exactly as
 // GET /v1/trees/{tree}/folders/{folder} serves it to the owner.
 func (s *Server) handleLinkListing(w http.ResponseWriter, r *http.Request) error {
-	l, err := s.linkAccess(r)
+	l, err := s.readLinkAccess(r)
 	if err != nil {
 		return err
 	}
@@ -410,7 +420,7 @@ func (s *Server) handleLinkListing(w http.ResponseWriter, r *http.Request) error
 // it holds no key for them.
 func (s *Server) handleLinkBlob(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	l, err := s.linkAccess(r)
+	l, err := s.readLinkAccess(r)
 	if err != nil {
 		return err
 	}

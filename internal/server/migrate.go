@@ -36,7 +36,7 @@ type TableCopier interface {
 // and login-failure counters are dropped on purpose: users log in again after a migration.
 var MigrateTables = []string{
 	"accounts", "usage", "invites", "trees", "nodes", "history",
-	"blobs", "node_blobs", "folders", "changes", "account_seq", "links",
+	"blobs", "node_blobs", "folders", "changes", "account_seq", "links", "drops", "drop_blobs",
 }
 
 // migrateBatch is the number of rows per import transaction.

@@ -29,7 +29,7 @@ func testLinks(t *testing.T, s metastore.Store) {
 
 	// Create, get, duplicate, unknown owner, invalid values.
 	l1 := newLink(alice, at(time.Second))
-	l1.Expires, l1.MaxDownloads = at(time.Hour), 2
+	l1.Expires, l1.MaxDownloads, l1.MaxUploads = at(time.Hour), 2, 7
 	must(t, "CreateLink", ls.CreateLink(ctx, l1))
 	got, err := ls.Link(ctx, l1.ID)
 	must(t, "Link", err)
@@ -162,5 +162,5 @@ func equalLink(a, b metastore.Link) bool {
 	return a.ID == b.ID && a.Owner == b.Owner && a.Tree == b.Tree && a.Node == b.Node &&
 		bytes.Equal(a.Record, b.Record) && bytes.Equal(a.Verifier, b.Verifier) &&
 		a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires) && a.MaxDownloads == b.MaxDownloads &&
-		a.Downloads == b.Downloads && a.Revoked == b.Revoked
+		a.Downloads == b.Downloads && a.Revoked == b.Revoked && a.MaxUploads == b.MaxUploads && a.Uploads == b.Uploads
 }

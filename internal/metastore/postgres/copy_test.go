@@ -42,20 +42,21 @@ func TestCopyTables(t *testing.T) {
 
 	// Links: a boolean column travels as 0 or 1.
 	lid := bytes.Repeat([]byte{5}, 16)
-	link := []any{lid, id, tree, bytes.Repeat([]byte{3}, 16), []byte("rec"), []byte("ver"), created, time.Time{}, int64(5), int64(2), int64(1)}
+	link := []any{lid, id, tree, bytes.Repeat([]byte{3}, 16), []byte("rec"), []byte("ver"), created, time.Time{}, int64(5), int64(2), int64(1), int64(3), int64(1)}
 	if n, err := s.ImportRows(ctx, "links", [][]any{link}); err != nil || n != 1 {
 		t.Fatalf("import link: %d %v", n, err)
 	}
 	l, err := s.Link(ctx, [16]byte(lid))
-	if err != nil || !l.Revoked || l.Downloads != 2 || l.MaxDownloads != 5 || !l.Expires.IsZero() || string(l.Record) != "rec" {
+	if err != nil || !l.Revoked || l.Downloads != 2 || l.MaxDownloads != 5 || !l.Expires.IsZero() || string(l.Record) != "rec" ||
+		l.MaxUploads != 3 || l.Uploads != 1 {
 		t.Fatalf("imported link reads back as %+v, %v", l, err)
 	}
 	var lr []any
 	s.ExportTable(ctx, "links", func(r []any) error { lr = append([]any(nil), r...); return nil })
-	if len(lr) != 11 || lr[10] != int64(1) || !lr[7].(time.Time).IsZero() {
+	if len(lr) != 13 || lr[10] != int64(1) || !lr[7].(time.Time).IsZero() {
 		t.Fatalf("exported link %v", lr)
 	}
-	if _, err := s.ImportRows(ctx, "links", [][]any{append(append([]any(nil), link[:10]...), int64(2))}); !errors.Is(err, coffer.ErrInvalid) {
+	if _, err := s.ImportRows(ctx, "links", [][]any{append(append(append([]any(nil), link[:10]...), int64(2)), link[11:]...)}); !errors.Is(err, coffer.ErrInvalid) {
 		t.Fatalf("boolean 2 accepted: %v", err)
 	}
 

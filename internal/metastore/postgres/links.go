@@ -14,7 +14,7 @@ import (
 
 var _ metastore.Links = (*Store)(nil)
 
-const linkColumns = `id, owner, tree, node, record, verifier, created, expires, max_downloads, downloads, revoked`
+const linkColumns = `id, owner, tree, node, record, verifier, created, expires, max_downloads, downloads, revoked, max_uploads, uploads`
 
 func scanLink(row pgx.Row) (metastore.Link, error) {
 	var (
@@ -23,7 +23,7 @@ func scanLink(row pgx.Row) (metastore.Link, error) {
 		created, expires      pgtype.Timestamptz
 	)
 	if err := row.Scan(&id, &owner, &tree, &node, &l.Record, &l.Verifier, &created, &expires,
-		&l.MaxDownloads, &l.Downloads, &l.Revoked); err != nil {
+		&l.MaxDownloads, &l.Downloads, &l.Revoked, &l.MaxUploads, &l.Uploads); err != nil {
 		return l, err
 	}
 	for _, f := range []struct {
@@ -41,8 +41,8 @@ func scanLink(row pgx.Row) (metastore.Link, error) {
 // CreateLink implements metastore.Links.
 func (s *Store) CreateLink(ctx context.Context, l metastore.Link) error {
 	switch {
-	case l.MaxDownloads < 0 || l.Downloads < 0:
-		return fmt.Errorf("postgres: create link: negative download count: %w", coffer.ErrInvalid)
+	case l.MaxDownloads < 0 || l.Downloads < 0 || l.MaxUploads < 0 || l.Uploads < 0:
+		return fmt.Errorf("postgres: create link: negative download or upload count: %w", coffer.ErrInvalid)
 	case l.Created.IsZero():
 		return fmt.Errorf("postgres: create link: zero creation time: %w", coffer.ErrInvalid)
 	}
@@ -51,9 +51,9 @@ func (s *Store) CreateLink(ctx context.Context, l metastore.Link) error {
 		if ok, err := exists(ctx, tx, what, `SELECT 1 FROM accounts WHERE id = $1`, l.Owner[:]); err != nil || !ok {
 			return cmp(err, fmt.Errorf("postgres: create link: owner %s: %w", l.Owner, coffer.ErrNotFound))
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO links (`+linkColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO links (`+linkColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			l.ID[:], l.Owner[:], l.Tree[:], l.Node[:], blob(l.Record), blob(l.Verifier), l.Created,
-			ts(l.Expires), l.MaxDownloads, l.Downloads, l.Revoked); err != nil {
+			ts(l.Expires), l.MaxDownloads, l.Downloads, l.Revoked, l.MaxUploads, l.Uploads); err != nil {
 			return wrap(what, err) // a taken ID is a unique violation: ErrExist
 		}
 		return nil

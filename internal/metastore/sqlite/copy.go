@@ -31,7 +31,9 @@ var copyTables = map[string]struct{ cols, types string }{
 	"folders":     {"tree,folder,bucket,count,root", "BBiiB"},
 	"changes":     {"account,seq,tree,version,head,ops", "BiBiBB"},
 	"account_seq": {"account,seq", "Bi"},
-	"links":       {"id,owner,tree,node,record,verifier,created,expires,max_downloads,downloads,revoked", "BBBBBBttiio"},
+	"links":       {"id,owner,tree,node,record,verifier,created,expires,max_downloads,downloads,revoked,max_uploads,uploads", "BBBBBBttiioii"},
+	"drops":       {"id,link,owner,record,created", "BBBBt"},
+	"drop_blobs":  {"drop_id,blob", "BB"},
 }
 
 func copySpec(table string) ([]string, string, error) {

@@ -12,7 +12,7 @@ import (
 
 var _ metastore.Links = (*Store)(nil)
 
-const linkColumns = `id, owner, tree, node, record, verifier, created, expires, max_downloads, downloads, revoked`
+const linkColumns = `id, owner, tree, node, record, verifier, created, expires, max_downloads, downloads, revoked, max_uploads, uploads`
 
 // scanLink reads one row of linkColumns.
 func scanLink(row interface{ Scan(...any) error }) (metastore.Link, error) {
@@ -24,7 +24,8 @@ func scanLink(row interface{ Scan(...any) error }) (metastore.Link, error) {
 		record, verifier         []byte
 		maxDownloads, downloadsN int64
 	)
-	if err := row.Scan(&id, &owner, &tree, &node, &record, &verifier, &created, &expires, &maxDownloads, &downloadsN, &revoked); err != nil {
+	if err := row.Scan(&id, &owner, &tree, &node, &record, &verifier, &created, &expires, &maxDownloads, &downloadsN, &revoked,
+		&l.MaxUploads, &l.Uploads); err != nil {
 		return l, err
 	}
 	for _, f := range []struct {
@@ -45,8 +46,8 @@ func scanLink(row interface{ Scan(...any) error }) (metastore.Link, error) {
 // CreateLink implements metastore.Links.
 func (s *Store) CreateLink(ctx context.Context, l metastore.Link) error {
 	switch {
-	case l.MaxDownloads < 0 || l.Downloads < 0:
-		return fmt.Errorf("sqlite: create link: negative download count: %w", coffer.ErrInvalid)
+	case l.MaxDownloads < 0 || l.Downloads < 0 || l.MaxUploads < 0 || l.Uploads < 0:
+		return fmt.Errorf("sqlite: create link: negative download or upload count: %w", coffer.ErrInvalid)
 	case l.Created.IsZero():
 		return fmt.Errorf("sqlite: create link: zero creation time: %w", coffer.ErrInvalid)
 	}
@@ -61,9 +62,9 @@ func (s *Store) CreateLink(ctx context.Context, l metastore.Link) error {
 		if l.Revoked {
 			revoked = 1
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO links (`+linkColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO links (`+linkColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			l.ID[:], l.Owner[:], l.Tree[:], l.Node[:], blob(l.Record), blob(l.Verifier), l.Created.UnixNano(),
-			nanos(l.Expires), l.MaxDownloads, l.Downloads, revoked); err != nil {
+			nanos(l.Expires), l.MaxDownloads, l.Downloads, revoked, l.MaxUploads, l.Uploads); err != nil {
 			return fmt.Errorf("sqlite: create link: %w", err)
 		}
 		return nil
