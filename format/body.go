@@ -17,6 +17,12 @@ type Body struct {
 	Role        Role
 	TrashOrigin coffer.NodeID // the folder a trashed node came from; zero when not in the trash
 	Content     *Content      // files only
+	// Mount, on a folder, names the shared tree whose root folder this folder shows; such a
+	// folder has no children in its own tree. Zero for an ordinary node.
+	Mount coffer.TreeID
+	// PreviousKey is the node's previous node key when this version's key differs from the
+	// previous version's (key rotation), so holders of the new key can read older versions.
+	PreviousKey *NodeKey
 }
 
 // Content describes one version of a file's content.
@@ -54,6 +60,10 @@ const (
 	bodyTagRole    = 4
 	bodyTagTrash   = 5
 	bodyTagContent = 6
+	bodyTagMount   = 7
+	bodyTagPrevKey = 8
+	// bodyTagMax is the highest tag this version knows.
+	bodyTagMax = bodyTagPrevKey
 )
 
 const (
@@ -111,6 +121,10 @@ func (b *Body) checkKind(kind Kind, parent coffer.NodeID, object string) error {
 		return corruptErr(object, "content", "present in a folder")
 	case b.Role != RoleNone && (kind != KindFolder || !parent.IsZero()):
 		return corruptErr(object, "role", "only a top-level folder has a role")
+	case b.Mount != (coffer.TreeID{}) && kind != KindFolder:
+		return corruptErr(object, "mount", "only a folder is a mount")
+	case b.Mount != (coffer.TreeID{}) && b.Role != RoleNone:
+		return corruptErr(object, "mount", "a root or trash folder is not a mount")
 	}
 	return nil
 }
@@ -142,6 +156,12 @@ func marshalBody(b *Body) []byte {
 		}
 		out = appendTLV(out, bodyTagContent, v)
 	}
+	if b.Mount != (coffer.TreeID{}) {
+		out = appendTLV(out, bodyTagMount, b.Mount[:])
+	}
+	if b.PreviousKey != nil {
+		out = appendTLV(out, bodyTagPrevKey, b.PreviousKey[:])
+	}
 	return out
 }
 
@@ -167,12 +187,12 @@ func validateBody(b *Body, object string) error {
 // parseBody parses a body TLV plaintext and checks its intrinsic rules (name, role value,
 // content structure and commitment). Kind-dependent rules are Body.checkKind.
 func parseBody(pt []byte, object string) (*Body, error) {
-	items, err := parseTLV(pt, object, bodyTagContent)
+	items, err := parseTLV(pt, object, bodyTagMax)
 	if err != nil {
 		return nil, err
 	}
 	b := &Body{}
-	var seen [bodyTagContent + 1]bool
+	var seen [bodyTagMax + 1]bool
 	wantLen := func(it tlv, n int, field string) error {
 		if len(it.value) != n {
 			return corruptErr(object, field, fmt.Sprintf("length %d, want %d", len(it.value), n))
@@ -219,6 +239,20 @@ func parseBody(pt []byte, object string) (*Body, error) {
 				return nil, err
 			}
 			b.Content = c
+		case bodyTagMount:
+			if err := wantLen(it, 16, "mount"); err != nil {
+				return nil, err
+			}
+			b.Mount = coffer.TreeID(it.value)
+			if b.Mount == (coffer.TreeID{}) {
+				return nil, corruptErr(object, "mount", "zero (omit the tag instead)")
+			}
+		case bodyTagPrevKey:
+			if err := wantLen(it, 32, "previous key"); err != nil {
+				return nil, err
+			}
+			k := NodeKey(it.value)
+			b.PreviousKey = &k
 		}
 	}
 	for _, tag := range []int{bodyTagName, bodyTagMTime, bodyTagMode} {
