@@ -272,7 +272,7 @@ func unlock(ctx context.Context, cfg Config, tr *transport, username, sessionID,
 		cfg: cfg, log: cfg.Logger, http: tr,
 		username: username, account: acct, sessionID: sessionID, mk: mk,
 		bundle: b, signer: signer, signPub: [32]byte(signer.Public().(ed25519.PublicKey)), pub: pub,
-		tree: b.Tree, treeWrap: b.TreeKey.WrapKey(), state: st,
+		tree: b.Tree, treeWrap: b.TreeKey.WrapKey(), state: st, treeCache: &treeCache{}, shares: newShareSet(b),
 		batchFiles: 1000, batchEvery: 8 * time.Second,
 	}
 	if cfg.StateDir != "" {

@@ -82,6 +82,12 @@ type uploader struct {
 // stays around Parallel × 2 × 4 MiB whatever the file sizes. Files over 4 MiB are journaled in
 // StateDir, so re-running an interrupted upload reuses the packs already stored.
 func (c *Client) Upload(ctx context.Context, locals []string, remote string, opts TransferOptions) (TransferResult, error) {
+	if tc, rel, err := c.routeWrite(ctx, remote); err != nil || tc != c {
+		if err != nil {
+			return TransferResult{}, err
+		}
+		return tc.Upload(ctx, locals, rel, opts)
+	}
 	var plan *upPlan
 	err := c.withView(ctx, func(v *view) error {
 		var err error
