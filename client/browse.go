@@ -56,6 +56,7 @@ func entryOf(p string, n *node) *Entry {
 	if n.body.Role == format.RoleRoot {
 		e.Name = rootName(p)
 	}
+	e.Shared = n.body.Mount
 	if ct := n.body.Content; ct != nil {
 		e.Size = int64(ct.Size)
 		e.Hash = ct.Hash
@@ -90,6 +91,9 @@ func (c *Client) Stat(ctx context.Context, path string) (*Entry, error) {
 			return err
 		}
 		e = entryOf(loc.path, loc.node)
+		if c.share != nil && loc.node == v.root {
+			e.Shared = c.tree
+		}
 		return nil
 	})
 	return e, err

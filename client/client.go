@@ -136,6 +136,9 @@ type Entry struct {
 	Hash    [32]byte // plaintext SHA-256 (files)
 	// Trashed entries only: where the node came from ("" if that folder is gone).
 	TrashOrigin string
+	// Shared is set on a shared folder's mount and on the root of a shared folder (a path
+	// through the mount): the shared tree's ID.
+	Shared coffer.TreeID
 }
 
 // Progress receives transfer progress. Implementations must be safe for concurrent use.

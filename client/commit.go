@@ -114,6 +114,9 @@ func blobsOf(ct *format.Content) []coffer.BlobID {
 func (c *Client) update(ctx context.Context, build func(t *txn) error) error {
 	for attempt := 0; attempt < commitRetries; attempt++ {
 		v, err := c.view(ctx)
+		if errors.Is(err, errStale) {
+			continue // a shared folder's key changed: read again
+		}
 		if err != nil {
 			return err
 		}

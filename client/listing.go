@@ -463,7 +463,9 @@ func (c *Client) withView(ctx context.Context, fn func(v *view) error) error {
 	var err error
 	for i := 0; i < staleRetries; i++ {
 		var v *view
-		if v, err = c.view(ctx); err != nil {
+		if v, err = c.view(ctx); errors.Is(err, errStale) {
+			continue // a shared folder's key changed: read again
+		} else if err != nil {
 			return err
 		}
 		if err = fn(v); !errors.Is(err, errStale) {

@@ -290,12 +290,16 @@ func (c *Client) fileVersions(ctx context.Context, v *view, p string) (*located,
 		return nil, nil, nil, fmt.Errorf("client: versions of %s: the newest served version is not the current record: %w", loc.path, coffer.ErrAuth)
 	}
 	bodies := make([]*format.Body, len(recs))
+	key := loc.node.key
 	for i, r := range recs {
 		if r.Kind != loc.node.rec.Kind {
 			return nil, nil, nil, fmt.Errorf("client: versions of %s: version %d has another kind: %w", loc.path, r.Version, coffer.ErrAuth)
 		}
-		if bodies[i], err = r.OpenBody(loc.node.key); err != nil {
+		if bodies[i], err = r.OpenBody(key); err != nil {
 			return nil, nil, nil, fmt.Errorf("client: versions of %s: %w", loc.path, err)
+		}
+		if pk := bodies[i].PreviousKey; pk != nil {
+			key = *pk // a key rotation: older versions are under the previous node key
 		}
 	}
 	return loc, recs, bodies, nil

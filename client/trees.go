@@ -2,11 +2,11 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"coffer"
 	"coffer/format"
@@ -64,18 +64,29 @@ func (st *sharedTree) wrapKey() format.WrapKey {
 	return st.wrap
 }
 
-// shareSet is the account's shared trees by ID, built from the bundle's share entries.
+// shareSet is the per-account sharing state shared by every Client value of a session: the
+// current bundle (it changes when shares are added, accepted, left or re-keyed), the shared
+// trees by ID (from the bundle's share entries), the local pins, and a count of HPKE seals
+// (tests check: one per member, never one per file).
 type shareSet struct {
-	mu    sync.Mutex
-	trees map[coffer.TreeID]*sharedTree
+	pins  *shareStore
+	seals atomic.Int64
+
+	mu     sync.Mutex
+	bundle *format.Bundle
+	trees  map[coffer.TreeID]*sharedTree
 }
 
-func newShareSet(b *format.Bundle) *shareSet {
-	s := &shareSet{trees: map[coffer.TreeID]*sharedTree{}}
+func newShareSet(b *format.Bundle, stateDir string, acct coffer.AccountID) (*shareSet, error) {
+	pins, err := openShareStore(stateDir, acct)
+	if err != nil {
+		return nil, err
+	}
+	s := &shareSet{pins: pins, bundle: b, trees: map[coffer.TreeID]*sharedTree{}}
 	for _, sk := range b.Shares {
 		s.trees[sk.Tree] = newSharedTree(sk)
 	}
-	return s
+	return s, nil
 }
 
 func (s *shareSet) get(id coffer.TreeID) *sharedTree {
@@ -233,7 +244,7 @@ func (st *sharedTree) authoriseHead(h *format.Head) error {
 	st.mu.Lock()
 	r, forHead := st.roster, st.rosterFor
 	st.mu.Unlock()
-	if r != nil && writerAllowed(r, h.Writer, h.Version) {
+	if r != nil && r.MayWriteHead(h.Writer[:], h.Version) {
 		return nil
 	}
 	if r == nil || forHead != h.Hash() {
@@ -248,39 +259,9 @@ func (st *sharedTree) authorOK(author [32]byte) bool {
 	st.mu.Lock()
 	r := st.roster
 	st.mu.Unlock()
-	if r == nil {
-		return false
-	}
-	if author == r.OwnerKey {
-		return true
-	}
-	for i := range r.Members {
-		if m := &r.Members[i]; m.Signing == author && m.Role == format.ShareWrite {
-			return true
-		}
-	}
-	return false
+	return r != nil && r.MayAuthor(author[:])
 }
 
-// writerAllowed applies the roster's authority rule to a head's writer and version.
-func writerAllowed(r *format.Roster, writer [32]byte, version uint64) bool {
-	if writer == r.OwnerKey {
-		return true
-	}
-	for i := range r.Members {
-		m := &r.Members[i]
-		if m.Signing != writer || m.Role != format.ShareWrite {
-			continue
-		}
-		if m.State == format.MemberActive || (m.State == format.MemberRemoved && version <= m.Until) {
-			return true
-		}
-	}
-	return false
-}
-
-// headHash is the SHA-256 of raw head bytes.
-func headHash(raw []byte) [32]byte { return sha256.Sum256(raw) }
 
 // routeWrite routes p like route and, for a shared folder, refuses early when this account may
 // not write it (read-only share, stale key epoch), before anything is uploaded.
@@ -356,4 +337,21 @@ func downloadEach(ctx context.Context, tcs []*Client, rels []string, local strin
 		}
 	}
 	return total, nil
+}
+
+// blobPath is the URL path of a blob read from this tree (shared trees: scoped to the tree, so
+// the server checks the caller may read it).
+func (c *Client) blobPath(id coffer.BlobID) string {
+	if c.share != nil {
+		return "/v1/trees/" + c.tree.String() + "/blobs/" + id.String()
+	}
+	return "/v1/blobs/" + id.String()
+}
+
+// blobCheckPath is the URL path asking which blobs the server still stores for this tree.
+func (c *Client) blobCheckPath() string {
+	if c.share != nil {
+		return "/v1/trees/" + c.tree.String() + "/blobs/check"
+	}
+	return "/v1/blobs/check"
 }

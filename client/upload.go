@@ -500,7 +500,7 @@ func (c *Client) presentBlobs(ctx context.Context, packs map[uint64]journalPack)
 		req.Blobs = append(req.Blobs, p.blob)
 	}
 	var resp api.BlobsResponse
-	if err := c.http.json(ctx, "POST", "/v1/blobs/check", &req, &resp, true, false); err != nil {
+	if err := c.http.json(ctx, "POST", c.blobCheckPath(), &req, &resp, true, false); err != nil {
 		return nil, fmt.Errorf("client: upload: check blobs: %w", err)
 	}
 	for _, b := range resp.Present {
