@@ -262,7 +262,6 @@ func (st *sharedTree) authorOK(author [32]byte) bool {
 	return r != nil && r.MayAuthor(author[:])
 }
 
-
 // routeWrite routes p like route and, for a shared folder, refuses early when this account may
 // not write it (read-only share, stale key epoch), before anything is uploaded.
 func (c *Client) routeWrite(ctx context.Context, p string) (*Client, string, error) {
