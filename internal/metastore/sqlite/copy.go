@@ -32,6 +32,8 @@ var copyTables = map[string]struct{ cols, types string }{
 	"changes":     {"account,seq,tree,version,head,ops", "BiBiBB"},
 	"account_seq": {"account,seq", "Bi"},
 	"links":       {"id,owner,tree,node,record,verifier,created,expires,max_downloads,downloads,revoked", "BBBBBBttiio"},
+	"rosters":     {"tree,owner,generation,epoch,roster", "BBiiB"},
+	"members":     {"tree,account,role,status,epoch,invite,updated", "BBisiBt"},
 }
 
 func copySpec(table string) ([]string, string, error) {
