@@ -352,3 +352,37 @@ func (c *Client) Shares(ctx context.Context) (*ShareListing, error) {
 	}
 	return out, nil
 }
+
+// PathShare describes the shared folder holding a remote path (see ShareOf).
+type PathShare struct {
+	ID    string // the shared tree's ID
+	Mount string // the mount's path in this account
+	Owner string // the owner's username ("" if this account owns it)
+	Write bool   // this account may write it
+}
+
+// ShareOf returns the shared folder holding the remote path p, or nil when p is in the
+// account's own tree. Content in a shared folder counts against its owner's quota.
+func (c *Client) ShareOf(ctx context.Context, p string) (*PathShare, error) {
+	tc, _, err := c.route(ctx, p, false)
+	if err != nil || tc == c {
+		return nil, err
+	}
+	r, resp, err := tc.fetchRoster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &PathShare{ID: tc.tree.String(), Mount: tc.rootPath(), Write: tc.checkWritable() == nil}
+	if r.Owner != c.account {
+		out.Owner = resp.OwnerUsername
+		if m := r.Member(c.account); m != nil {
+			out.Write = m.Role == format.ShareWrite && m.State == format.MemberActive
+		}
+	} else {
+		out.Write = true
+	}
+	return out, nil
+}
+
+// HasShares reports whether the account holds any shared folder key (owned or accepted).
+func (c *Client) HasShares() bool { return c.shares != nil && !c.shares.empty() }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"coffer"
 	"coffer/client"
 )
 
@@ -191,11 +192,14 @@ func (a *app) duCmd() *cobra.Command {
 				return err
 			}
 			var bytes int64
-			var files, folders int
+			var files, folders, mounts int
 			if err := c.Walk(cmd.Context(), p, func(e *client.Entry) error {
 				if e.IsDir {
 					if e.Path != p {
 						folders++
+					}
+					if e.Shared != (coffer.TreeID{}) && e.Path != p {
+						mounts++
 					}
 				} else {
 					files++
@@ -205,10 +209,26 @@ func (a *app) duCmd() *cobra.Command {
 			}); err != nil {
 				return err
 			}
+			// Quota attribution: content in a shared folder counts against its owner.
+			sh, err := c.ShareOf(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			owner := c.Whoami().Username
+			if sh != nil && sh.Owner != "" {
+				owner = sh.Owner
+			}
 			if asJSON {
-				return a.printJSON(map[string]any{"path": p, "bytes": bytes, "files": files, "folders": folders})
+				return a.printJSON(map[string]any{"path": p, "bytes": bytes, "files": files, "folders": folders,
+					"quota_of": owner, "shared_folders_not_counted": mounts})
 			}
 			fmt.Fprintf(a.stdout, "%s\t%d bytes, %s, %s\t%s\n", humanSize(bytes), bytes, plural(files, "file"), plural(folders, "folder"), p)
+			if sh != nil {
+				a.info("%s is in the shared folder %s: its content counts against %s's quota.", p, sh.Mount, owner)
+			}
+			if mounts > 0 {
+				a.info("Not counted: %s below %s (du them by path).", plural(mounts, "shared folder"), p)
+			}
 			return nil
 		},
 	}
@@ -235,6 +255,9 @@ func (a *app) quotaCmd() *cobra.Command {
 			}
 			if asJSON {
 				return a.printJSON(map[string]int64{"used": u.Used, "quota": u.Quota, "blobs": u.Blobs})
+			}
+			if c.HasShares() {
+				defer a.info("Content of the shared folders you own counts here, whoever uploaded it; folders shared with you count against their owners.")
 			}
 			if u.Quota <= 0 {
 				fmt.Fprintf(a.stdout, "used %s (%d bytes in %d blobs), no quota\n", humanSize(u.Used), u.Used, u.Blobs)
