@@ -1,0 +1,238 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"coffer"
+	"coffer/client"
+	"coffer/format"
+	"coffer/internal/testenv"
+)
+
+// verify makes a verified contact of other in c.
+func verify(t testing.TB, c, other *client.Client, name string) {
+	t.Helper()
+	if _, err := c.VerifyContact(context.Background(), name, other.Whoami().Fingerprint); err != nil {
+		t.Fatalf("verify %s: %v", name, err)
+	}
+}
+
+func catString(t testing.TB, c *client.Client, p string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := c.Cat(context.Background(), p, &b); err != nil {
+		t.Fatalf("cat %s: %v", p, err)
+	}
+	return b.String()
+}
+
+func putBytes(t testing.TB, c *client.Client, remote string, content []byte) error {
+	t.Helper()
+	local := filepath.Join(t.TempDir(), filepath.Base(remote))
+	writeFile(t, local, content)
+	_, err := c.Upload(context.Background(), []string{local}, remote, client.TransferOptions{})
+	return err
+}
+
+// TestSharedFolderLifecycle: alice shares a folder read-only with bob and read-write with carol;
+// bob cannot write; carol's edits appear for alice and bob; carol's uploads count against
+// alice's quota; after alice revokes carol, nothing written afterwards opens with any key carol
+// held, and bob (re-keyed automatically) still reads everything, old versions included.
+func TestSharedFolderLifecycle(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	alice, bob, carol := env.Client(t, "alice"), env.Client(t, "bob"), env.Client(t, "carol")
+
+	src := filepath.Join(t.TempDir(), "proj")
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("version one"))
+	writeFile(t, filepath.Join(src, "sub", "b.bin"), randBytes(300_000))
+	if _, err := alice.Upload(ctx, []string{src}, "/", client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := putBytes(t, alice, "/proj/a.txt", []byte("version two")); !errors.Is(err, coffer.ErrExist) {
+		t.Fatalf("overwrite without flag: %v", err)
+	}
+	local := filepath.Join(t.TempDir(), "a.txt")
+	writeFile(t, local, []byte("version two"))
+	if _, err := alice.Upload(ctx, []string{local}, "/proj/a.txt", client.TransferOptions{Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// An unverified contact is refused unless asked for; then bob read-only (verified) and
+	// carol read-write (unverified, explicitly).
+	if _, err := alice.Share(ctx, "/proj", "bob", client.ShareOptions{}); !errors.Is(err, client.ErrUnverifiedContact) || !errors.Is(err, coffer.ErrForbidden) {
+		t.Fatalf("share to an unverified contact: %v", err)
+	}
+	verify(t, alice, bob, "bob")
+	seals0 := client.HPKESeals(alice)
+	res, err := alice.Share(ctx, "/proj", "bob", client.ShareOptions{})
+	if err != nil || !res.Converted || !res.Verified || res.Write {
+		t.Fatalf("share bob: %+v %v", res, err)
+	}
+	if n := client.HPKESeals(alice) - seals0; n != 1 {
+		t.Fatalf("sharing made %d HPKE seals, want 1", n)
+	}
+	if _, err := alice.Share(ctx, "/proj", "carol", client.ShareOptions{Write: true, Unverified: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := catString(t, alice, "/proj/a.txt"); got != "version two" {
+		t.Fatalf("alice reads %q after the conversion", got)
+	}
+	vs, err := alice.Versions(ctx, "/proj/a.txt")
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("versions after conversion: %+v %v", vs, err)
+	}
+
+	// Bob and carol see invites and accept.
+	l, err := bob.Shares(ctx)
+	if err != nil || len(l.Incoming) != 1 || l.Incoming[0].Status != "invited" || l.Incoming[0].Owner != "alice" || l.Incoming[0].KeyState != "new" {
+		t.Fatalf("bob's shares: %+v %v", l, err)
+	}
+	id := l.Incoming[0].ID
+	acc, err := bob.AcceptShare(ctx, id, "")
+	if err != nil || acc.Path != "/proj" || acc.Write {
+		t.Fatalf("bob accepts: %+v %v", acc, err)
+	}
+	if _, err := carol.Mkdir(ctx, "/work", false); err != nil {
+		t.Fatal(err)
+	}
+	if acc, err := carol.AcceptShare(ctx, id, "/work/p"); err != nil || acc.Path != "/work/p" || !acc.Write {
+		t.Fatalf("carol accepts: %+v %v", acc, err)
+	}
+	es, err := bob.List(ctx, "/proj")
+	if err != nil || len(es) != 2 || es[0].Path != "/proj/a.txt" || es[1].Name != "sub" {
+		t.Fatalf("bob lists: %v %v", names(es), err)
+	}
+	if got := catString(t, bob, "/proj/a.txt"); got != "version two" {
+		t.Fatalf("bob reads %q", got)
+	}
+
+	// Bob cannot write: refused before anything is sent.
+	if err := putBytes(t, bob, "/proj/bob.txt", []byte("x")); !errors.Is(err, client.ErrReadOnly) || !errors.Is(err, coffer.ErrForbidden) {
+		t.Fatalf("bob writes: %v", err)
+	}
+	if _, err := bob.Mkdir(ctx, "/proj/d", false); !errors.Is(err, coffer.ErrForbidden) {
+		t.Fatalf("bob mkdir: %v", err)
+	}
+	if err := bob.Move(ctx, "/proj/a.txt", "/a.txt"); !errors.Is(err, coffer.ErrInvalid) {
+		t.Fatalf("move out of the shared folder: %v", err)
+	}
+
+	// Carol writes; alice and bob see it; it counts against alice's quota.
+	aliceUse, _ := alice.Usage(ctx)
+	carolUse, _ := carol.Usage(ctx)
+	big := randBytes(200_000)
+	if err := putBytes(t, carol, "/work/p/sub/carol.bin", big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Mkdir(ctx, "/work/p/new", false); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := bob.Cat(ctx, "/proj/sub/carol.bin", &buf); err != nil || !bytes.Equal(buf.Bytes(), big) {
+		t.Fatalf("bob reads carol's file: %v", err)
+	}
+	if _, err := alice.Stat(ctx, "/proj/new"); err != nil {
+		t.Fatalf("alice sees carol's folder: %v", err)
+	}
+	aliceUse2, _ := alice.Usage(ctx)
+	carolUse2, _ := carol.Usage(ctx)
+	if aliceUse2.Used < aliceUse.Used+200_000 || carolUse2.Used != carolUse.Used {
+		t.Fatalf("quota: alice %d -> %d, carol %d -> %d", aliceUse.Used, aliceUse2.Used, carolUse.Used, carolUse2.Used)
+	}
+	if sh, err := carol.ShareOf(ctx, "/work/p/sub"); err != nil || sh == nil || sh.Owner != "alice" || !sh.Write {
+		t.Fatalf("carol ShareOf: %+v %v", sh, err)
+	}
+
+	// What carol holds before she is removed.
+	tkOld, nodeKeys, contentKeys, err := client.HeldKeys(ctx, carol, "/work/p")
+	if err != nil || len(nodeKeys) < 5 {
+		t.Fatalf("held keys: %d %v", len(nodeKeys), err)
+	}
+
+	rv, err := alice.Revoke(ctx, "/proj", "carol")
+	if err != nil || rv.Epoch != 2 || rv.Members != 1 || rv.Seals != 1 {
+		t.Fatalf("revoke: %+v %v", rv, err)
+	}
+	secret := []byte("written after carol left")
+	if err := putBytes(t, alice, "/proj/new/after.txt", secret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.List(ctx, "/work/p"); err == nil {
+		t.Fatal("carol still lists the folder after her removal")
+	}
+	if err := putBytes(t, carol, "/work/p/x.txt", []byte("x")); err == nil {
+		t.Fatal("carol still writes after her removal")
+	}
+
+	// Every record of the folder now (the re-keyed ones and the new file) resists every key
+	// carol held: her tree key and every node key as a wrapping key or a body key.
+	raws, err := client.RawRecords(ctx, alice, "/proj")
+	if err != nil || len(raws) < 7 {
+		t.Fatalf("raw records: %d %v", len(raws), err)
+	}
+	for _, raw := range raws {
+		r, err := format.ParseRecord(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wraps := []format.WrapKey{tkOld.WrapKey()}
+		for _, nk := range nodeKeys {
+			wraps = append(wraps, nk.WrapKey())
+			if _, err := r.OpenBody(nk); err == nil {
+				t.Fatalf("record %v opens with a node key carol held", r.Node)
+			}
+		}
+		for _, w := range wraps {
+			if _, err := r.OpenKey(w); err == nil {
+				t.Fatalf("record %v's key unwraps with a key carol held", r.Node)
+			}
+		}
+	}
+	// The new file's content key is none of hers either (it is inside the body anyway).
+	e, err := alice.Stat(ctx, "/proj/new/after.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = e
+	_ = contentKeys
+
+	// Bob is re-keyed automatically and reads old and new, and the history of a.txt.
+	if got := catString(t, bob, "/proj/new/after.txt"); got != string(secret) {
+		t.Fatalf("bob reads %q after the rotation", got)
+	}
+	if got := catString(t, bob, "/proj/a.txt"); got != "version two" {
+		t.Fatalf("bob reads a.txt: %q", got)
+	}
+	vs, err = bob.Versions(ctx, "/proj/a.txt")
+	if err != nil || len(vs) < 2 {
+		t.Fatalf("bob: versions across the rotation: %+v %v", vs, err)
+	}
+	// Alice (a second device, fresh state) also reads everything.
+	a2, err := client.Login(ctx, env.Config(t.TempDir()), "alice", testenv.Password("alice"), "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := catString(t, a2, "/proj/new/after.txt"); got != string(secret) {
+		t.Fatalf("alice's second device reads %q", got)
+	}
+
+	// Bob leaves: the mount is gone and access ends.
+	if err := bob.LeaveShare(ctx, "/proj"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Stat(ctx, "/proj"); !errors.Is(err, coffer.ErrNotFound) {
+		t.Fatalf("after leave: %v", err)
+	}
+	if err := alice.LeaveShare(ctx, "/proj"); !errors.Is(err, coffer.ErrInvalid) {
+		t.Fatalf("owner leaves: %v", err)
+	}
+	l, err = alice.Shares(ctx)
+	if err != nil || len(l.Outgoing) != 1 || l.Outgoing[0].Path != "/proj" {
+		t.Fatalf("alice's shares: %+v %v", l, err)
+	}
+}
