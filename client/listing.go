@@ -336,7 +336,10 @@ func newView(h *format.Head, hash [32]byte, buckets *[256][32]byte) *view {
 
 // view returns a view at the tree's current head, reusing the cached one if the head did not move.
 func (c *Client) view(ctx context.Context) (*view, error) {
-	const what = "top level"
+	what := "top level"
+	if c.share != nil {
+		what = "shared folder " + c.rootPath() + " (top level)"
+	}
 	raw, err := c.fetchListing(ctx, coffer.NodeID{}, what)
 	if err != nil {
 		return nil, err
