@@ -139,3 +139,15 @@ type SharesResponse struct {
 // accepted member. Roster, invite and membership changes append a sharing event to the feeds of
 // the affected accounts: a Change (and ChangeEvent) with Version 0 and no head or ops, naming the
 // tree; the client re-reads GET /v1/invites and the tree's roster.
+
+// BundleUpdateRequest: PUT /v1/account/bundle (auth) replaces the caller's sealed key bundle
+// (it changes when the account gains, loses or re-keys a shared tree). Generation must be the
+// stored generation + 1 (else 409 conflict: another device changed it; re-read GET /v1/account);
+// the bundle's cleartext header must name the caller and Generation; PublicKeys is the caller's
+// public-key record re-signed for Generation (format.PublicKeys.Generation equals the bundle's)
+// with the same username, signing key and KEM key as the stored one. 204 on success.
+type BundleUpdateRequest struct {
+	Bundle     []byte `json:"bundle"`
+	Generation uint64 `json:"generation"`
+	PublicKeys []byte `json:"public_keys"`
+}

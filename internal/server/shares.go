@@ -35,6 +35,7 @@ func (s *Server) shareRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/invites/{tree}/decline", s.authed(s.handleInviteDecline))
 	mux.Handle("GET /v1/shares", s.authed(s.handleShares))
 	mux.Handle("GET /v1/accounts/{account}/keys", s.authed(s.handleAccountKeys))
+	mux.Handle("PUT /v1/account/bundle", s.authed(s.handleBundleUpdate))
 }
 
 // shares returns the store's shared-folder support, or a 404 if the store has none.

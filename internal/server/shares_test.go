@@ -493,3 +493,61 @@ func TestShareCreateRefusals(t *testing.T) {
 		t.Fatalf("bob reads a roster he is not in: %d", r.StatusCode)
 	}
 }
+
+func TestBundleUpdate(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.signup("alice"), e.signup("bob")
+	next := func(gen uint64) (*format.Bundle, api.BundleUpdateRequest) {
+		b := *alice.bundle
+		b.Generation = gen
+		b.Shares = []format.ShareKey{{Tree: coffer.TreeID{1}, Key: format.NewTreeKey(), Role: format.ShareWrite, Epoch: 1}}
+		return &b, api.BundleUpdateRequest{Bundle: b.Seal(alice.mk), Generation: gen, PublicKeys: b.PublicKeys("alice").Marshal()}
+	}
+	put := func(req api.BundleUpdateRequest) (int, api.Error) {
+		return e.call("PUT", "/v1/account/bundle", alice.token, req, nil)
+	}
+	// Refusals.
+	_, req := next(3)
+	code, ae := put(req)
+	wantErr(t, code, ae, 409, api.CodeConflict)
+	b2, req := next(2)
+	bad := req
+	bad.PublicKeys = alice.bundle.PublicKeys("alice").Marshal() // generation 1
+	code, ae = put(bad)
+	wantErr(t, code, ae, 400, api.CodeBadRequest)
+	other := *b2
+	other.KEMSeed[0] ^= 1
+	bad = req
+	bad.PublicKeys = other.PublicKeys("alice").Marshal()
+	code, ae = put(bad)
+	wantErr(t, code, ae, 400, api.CodeBadRequest)
+	mustContain(t, ae.Message, "must not change")
+	bad = req
+	bad.PublicKeys = b2.PublicKeys("bob").Marshal()
+	code, ae = put(bad)
+	wantErr(t, code, ae, 400, api.CodeBadRequest)
+	bad = req
+	bad.Bundle = bytes.Clone(req.Bundle)
+	bad.Bundle[27] = 9 // header generation
+	code, ae = put(bad)
+	wantErr(t, code, ae, 400, api.CodeBadRequest)
+	code, ae = e.call("PUT", "/v1/account/bundle", bob.token, req, nil) // alice's bundle, bob's session
+	wantErr(t, code, ae, 400, api.CodeBadRequest)
+
+	// Success: the account serves the new bundle and a matching public-key record.
+	if code, ae := put(req); code != 204 {
+		t.Fatalf("bundle update: %d %s", code, ae.Message)
+	}
+	var info api.AccountInfo
+	e.call("GET", "/v1/account", alice.token, nil, &info)
+	got, err := format.OpenBundle(info.Bundle, alice.mk, alice.acct)
+	if err != nil || info.BundleGeneration != 2 || got.Generation != 2 || len(got.Shares) != 1 {
+		t.Fatalf("account after update: generation %d, %v", info.BundleGeneration, err)
+	}
+	pk, err := format.ParsePublicKeys(info.PublicKeys)
+	if err != nil || pk.Matches(got) != nil {
+		t.Fatalf("public keys after update do not match the bundle: %v", err)
+	}
+	code, ae = put(req)
+	wantErr(t, code, ae, 409, api.CodeConflict)
+}
