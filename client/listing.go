@@ -342,7 +342,7 @@ func (c *Client) view(ctx context.Context) (*view, error) {
 	}
 	raw, err := c.fetchListing(ctx, coffer.NodeID{}, what)
 	if err != nil {
-		return nil, err
+		return nil, c.noAccess(err)
 	}
 	if err := c.loadRoster(ctx, raw.headRaw); err != nil {
 		return nil, err

@@ -49,12 +49,6 @@ func (s *shareSet) setBundle(b *format.Bundle) {
 	s.sync(b)
 }
 
-// bundleUpdateRequest is PUT /v1/account/bundle.
-type bundleUpdateRequest struct {
-	Bundle     []byte `json:"bundle"`
-	Generation uint64 `json:"generation"`
-}
-
 // updateBundle re-seals the bundle with mutate applied (generation + 1) and stores it; on a
 // conflict (another device changed it) it re-reads the account's bundle and tries again.
 func (c *Client) updateBundle(ctx context.Context, mutate func(b *format.Bundle) error) error {
@@ -67,7 +61,8 @@ func (c *Client) updateBundle(ctx context.Context, mutate func(b *format.Bundle)
 			return err
 		}
 		slices.SortFunc(nb.Shares, func(a, b format.ShareKey) int { return bytes.Compare(a.Tree[:], b.Tree[:]) })
-		req := bundleUpdateRequest{Bundle: nb.Seal(c.mk), Generation: nb.Generation}
+		req := api.BundleUpdateRequest{Bundle: nb.Seal(c.mk), Generation: nb.Generation,
+			PublicKeys: nb.PublicKeys(c.username).Marshal()}
 		err := c.http.json(ctx, "PUT", "/v1/account/bundle", &req, nil, false, false)
 		if errors.Is(err, coffer.ErrConflict) {
 			if err := c.refreshBundle(ctx); err != nil {
@@ -381,6 +376,14 @@ func (c *Client) openInvite(ctx context.Context, info *api.InviteInfo) (format.T
 		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: the roster lists another KEM key for this account: %w", what, coffer.ErrAuth)
 	}
 	return tk, inv, r, nil
+}
+
+// noAccess explains a shared folder the server does not serve to this account any more.
+func (c *Client) noAccess(err error) error {
+	if c.share == nil || !errors.Is(err, coffer.ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("client: shared folder %s: the server no longer gives this account access (removed by its owner, or left): %w", c.rootPath(), err)
 }
 
 // checkWritable refuses writes this account may not make to its tree: a read-only share, a

@@ -51,7 +51,7 @@ func newSharedTree(sk format.ShareKey) *sharedTree {
 func (st *sharedTree) setKey(key format.TreeKey, epoch uint32, role uint8) {
 	st.mu.Lock()
 	st.key, st.wrap, st.epoch, st.role = key, key.WrapKey(), epoch, role
-	st.rosterFor = [32]byte{}
+	st.roster, st.rosterFor = nil, [32]byte{} // verified again with the next view
 	st.mu.Unlock()
 	st.views.mu.Lock()
 	st.views.cache = nil

@@ -45,9 +45,6 @@ interrupted, run the same command again: it finishes the conversion.`,
 			if err != nil {
 				return err
 			}
-			if unverified {
-				fmt.Fprintf(a.stderr, "WARNING: sharing with %s without a verified fingerprint: if the server substituted their key, it can read %s.\n", args[1], p)
-			}
 			res, err := c.Share(cmd.Context(), p, args[1], client.ShareOptions{Write: write, Unverified: unverified})
 			if err != nil {
 				return err
@@ -66,7 +63,8 @@ interrupted, run the same command again: it finishes the conversion.`,
 				a.info("Invited %s (%s) to %s; they run 'coffer share accept %s'.", res.Member, role, res.Path, res.Tree)
 			}
 			if !res.Verified {
-				fmt.Fprintf(a.stderr, "WARNING: %s's key is NOT verified: compare 'coffer contact fingerprint %s' with them.\n", res.Member, res.Member)
+				fmt.Fprintf(a.stderr, "WARNING: shared with %s's key WITHOUT a verified fingerprint: if the server substituted it, "+
+					"the server can read %s. Compare 'coffer contact fingerprint %s' with them.\n", res.Member, res.Path, res.Member)
 			}
 			return nil
 		},

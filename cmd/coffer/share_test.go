@@ -132,7 +132,9 @@ func TestSharedFolders(t *testing.T) {
 	if r := carol.run("ls", "/team/p"); r.code == 0 {
 		t.Fatalf("carol still lists: %s", r)
 	}
-	carol.fails(exitAuth, "put", note, "/team/p/")
+	if r := carol.fails(exitNotFound, "put", note, "/team/p/"); !strings.Contains(r.stderr, "no longer gives this account access") {
+		t.Fatalf("carol put after removal: %s", r)
+	}
 	if out := bob.ok("cat", "/proj/after.txt"); out != "after carol\n" {
 		t.Fatalf("bob after the rotation: %q", out)
 	}
