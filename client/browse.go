@@ -201,10 +201,42 @@ func (c *Client) Walk(ctx context.Context, path string, fn func(*Entry) error) e
 		case err != nil:
 			return err
 		default:
+			if e := all[i].e; i > 0 && e.IsDir && e.Shared != (coffer.TreeID{}) {
+				if stop, err := c.walkMount(ctx, e, fn); err != nil || stop {
+					return err
+				}
+			}
 			i++
 		}
 	}
 	return nil
+}
+
+// walkMount continues a walk of the account tree into the shared folder mounted at e (its
+// entries after e itself). A mount whose folder this account can no longer read (left,
+// removed) is skipped. stop reports that fn asked to end the walk.
+func (c *Client) walkMount(ctx context.Context, e *Entry, fn func(*Entry) error) (stop bool, err error) {
+	st := c.shares.get(e.Shared)
+	if c.share != nil || st == nil {
+		return false, nil
+	}
+	first := true
+	err = c.inTree(st, e.Path).Walk(ctx, "/", func(x *Entry) error {
+		if first {
+			first = false
+			return nil
+		}
+		err := fn(x)
+		if errors.Is(err, fs.SkipAll) {
+			stop = true
+		}
+		return err
+	})
+	if errors.Is(err, coffer.ErrNotFound) || errors.Is(err, coffer.ErrForbidden) {
+		c.log.Debug("client: walk skips a shared folder this account cannot read", "err", err)
+		return false, nil
+	}
+	return stop, err
 }
 
 // Trash lists the trash, sorted by name. TrashOrigin is the folder each entry came from and Path

@@ -230,7 +230,7 @@ func (c *Client) RestoreTrash(ctx context.Context, nameOrID, dst string) error {
 			if err != nil || n.body.TrashOrigin.IsZero() {
 				return fmt.Errorf("client: restore %q: its original folder no longer exists, give a destination: %w", name, coffer.ErrNotFound)
 			}
-			loc, err := t.v.resolve(ctx, c, p)
+			loc, err := t.v.resolve(ctx, c, c.relPath(p))
 			if err != nil {
 				return err
 			}

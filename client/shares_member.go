@@ -386,3 +386,58 @@ func (c *Client) ShareOf(ctx context.Context, p string) (*PathShare, error) {
 
 // HasShares reports whether the account holds any shared folder key (owned or accepted).
 func (c *Client) HasShares() bool { return c.shares != nil && !c.shares.empty() }
+
+// trashTree returns the Client value for the trash of the shared folder holding p ("": the
+// account's own trash).
+func (c *Client) trashTree(ctx context.Context, p string) (*Client, error) {
+	if p == "" {
+		return c, nil
+	}
+	tc, _, err := c.route(ctx, p, false)
+	if err != nil {
+		return nil, err
+	}
+	if tc == c {
+		return nil, fmt.Errorf("client: trash of %s: not in a shared folder (the account's trash needs no path): %w", p, coffer.ErrInvalid)
+	}
+	return tc, nil
+}
+
+// TrashIn lists the trash of the shared folder holding p (its own trash: what members removed
+// there). Paths are shown through the mount.
+func (c *Client) TrashIn(ctx context.Context, p string) ([]*Entry, error) {
+	tc, err := c.trashTree(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return tc.Trash(ctx)
+}
+
+// RestoreTrashIn is RestoreTrash in the shared folder holding p; dst ("" for the original place)
+// must be in the same shared folder.
+func (c *Client) RestoreTrashIn(ctx context.Context, p, nameOrID, dst string) error {
+	tc, err := c.trashTree(ctx, p)
+	if err != nil {
+		return err
+	}
+	if dst != "" {
+		td, rel, err := c.route(ctx, dst, false)
+		if err != nil {
+			return err
+		}
+		if !td.sameTree(tc) {
+			return fmt.Errorf("client: restore to %s: not in the same shared folder: %w", dst, coffer.ErrInvalid)
+		}
+		dst = rel
+	}
+	return tc.RestoreTrash(ctx, nameOrID, dst)
+}
+
+// EmptyTrashIn is EmptyTrash for the shared folder holding p (writers only).
+func (c *Client) EmptyTrashIn(ctx context.Context, p string) (int, error) {
+	tc, err := c.trashTree(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	return tc.EmptyTrash(ctx)
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"coffer"
@@ -146,6 +147,24 @@ func TestSharedFolderLifecycle(t *testing.T) {
 	}
 	if sh, err := carol.ShareOf(ctx, "/work/p/sub"); err != nil || sh == nil || sh.Owner != "alice" || !sh.Write {
 		t.Fatalf("carol ShareOf: %+v %v", sh, err)
+	}
+	// The shared folder's own trash; a walk of the drive goes through the mount.
+	if err := carol.Remove(ctx, "/work/p/new"); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := alice.TrashIn(ctx, "/proj")
+	if err != nil || len(tr) != 1 || tr[0].Name != "new" || tr[0].TrashOrigin != "/proj" {
+		t.Fatalf("trash of the shared folder: %+v %v", tr, err)
+	}
+	if err := alice.RestoreTrashIn(ctx, "/proj", "new", ""); err != nil {
+		t.Fatal(err)
+	}
+	var walked []string
+	if err := alice.Walk(ctx, "/", func(e *client.Entry) error { walked = append(walked, e.Path); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/", "/proj", "/proj/a.txt", "/proj/new", "/proj/sub", "/proj/sub/b.bin", "/proj/sub/carol.bin"}; !slices.Equal(walked, want) {
+		t.Fatalf("walk through the mount: %v, want %v", walked, want)
 	}
 
 	// What carol holds before she is removed.

@@ -156,6 +156,17 @@ func (c *Client) rootPath() string {
 	return c.base
 }
 
+// relPath turns a remote path as shown (below rootPath) into a path relative to this tree's root.
+func (c *Client) relPath(p string) string {
+	if c.base == "" || c.base == "/" {
+		return p
+	}
+	if p == c.base {
+		return "/"
+	}
+	return strings.TrimPrefix(p, c.base)
+}
+
 // route finds the tree holding the remote path p. For a path at or below a mount of the account
 // tree it returns a Client value working on the shared tree and p relative to that tree's root;
 // otherwise c and p. With mountItself, a path naming a mount stays in the account tree (to rename

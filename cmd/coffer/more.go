@@ -14,6 +14,7 @@ import (
 
 func (a *app) trashCmd() *cobra.Command {
 	var asJSON bool
+	var shared string
 	ls := &cobra.Command{
 		Use:     "ls",
 		Short:   "List the trash",
@@ -24,7 +25,12 @@ func (a *app) trashCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			es, err := c.Trash(cmd.Context())
+			var es []*client.Entry
+			if shared != "" {
+				es, err = c.TrashIn(cmd.Context(), shared)
+			} else {
+				es, err = c.Trash(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
@@ -59,6 +65,9 @@ by 'coffer trash ls' (use the ID shown there when several trashed entries share 
 			if err != nil {
 				return err
 			}
+			if shared != "" {
+				return c.RestoreTrashIn(cmd.Context(), shared, args[0], dst)
+			}
 			return c.RestoreTrash(cmd.Context(), args[0], dst)
 		},
 	}
@@ -72,7 +81,12 @@ by 'coffer trash ls' (use the ID shown there when several trashed entries share 
 			if err != nil {
 				return err
 			}
-			n, err := c.EmptyTrash(cmd.Context())
+			var n int
+			if shared != "" {
+				n, err = c.EmptyTrashIn(cmd.Context(), shared)
+			} else {
+				n, err = c.EmptyTrash(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
@@ -83,10 +97,13 @@ by 'coffer trash ls' (use the ID shown there when several trashed entries share 
 	c := &cobra.Command{
 		Use:     "trash",
 		Short:   "List, restore or empty the trash",
-		Example: "  coffer trash ls\n  coffer trash restore NAME [DST]\n  coffer trash empty",
+		Long: `List, restore or empty the trash. A shared folder has a trash of its own (what its members
+removed there): select it with --shared PATH (any path in the shared folder).`,
+		Example: "  coffer trash ls\n  coffer trash restore NAME [DST]\n  coffer trash empty\n  coffer trash ls --shared /projects",
 		Args:    cobra.NoArgs,
 		RunE:    groupHelp,
 	}
+	c.PersistentFlags().StringVar(&shared, "shared", "", "the trash of the shared folder holding this path")
 	c.AddCommand(ls, restore, empty)
 	return c
 }
@@ -220,14 +237,14 @@ func (a *app) duCmd() *cobra.Command {
 			}
 			if asJSON {
 				return a.printJSON(map[string]any{"path": p, "bytes": bytes, "files": files, "folders": folders,
-					"quota_of": owner, "shared_folders_not_counted": mounts})
+					"quota_of": owner, "shared_folders": mounts})
 			}
 			fmt.Fprintf(a.stdout, "%s\t%d bytes, %s, %s\t%s\n", humanSize(bytes), bytes, plural(files, "file"), plural(folders, "folder"), p)
 			if sh != nil {
 				a.info("%s is in the shared folder %s: its content counts against %s's quota.", p, sh.Mount, owner)
 			}
 			if mounts > 0 {
-				a.info("Not counted: %s below %s (du them by path).", plural(mounts, "shared folder"), p)
+				a.info("Includes %s below %s: their content counts against their owners' quotas.", plural(mounts, "shared folder"), p)
 			}
 			return nil
 		},
