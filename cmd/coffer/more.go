@@ -95,8 +95,8 @@ by 'coffer trash ls' (use the ID shown there when several trashed entries share 
 		},
 	}
 	c := &cobra.Command{
-		Use:     "trash",
-		Short:   "List, restore or empty the trash",
+		Use:   "trash",
+		Short: "List, restore or empty the trash",
 		Long: `List, restore or empty the trash. A shared folder has a trash of its own (what its members
 removed there): select it with --shared PATH (any path in the shared folder).`,
 		Example: "  coffer trash ls\n  coffer trash restore NAME [DST]\n  coffer trash empty\n  coffer trash ls --shared /projects",
