@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -110,6 +111,17 @@ func TestSharedFolderLifecycle(t *testing.T) {
 	}
 	if got := catString(t, bob, "/proj/a.txt"); got != "version two" {
 		t.Fatalf("bob reads %q", got)
+	}
+
+	dl := t.TempDir()
+	if _, err := bob.Download(ctx, []string{"/proj"}, dl, client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dl, "proj", "a.txt")); err != nil || string(b) != "version two" {
+		t.Fatalf("bob downloads the mount into a folder: %q %v", b, err)
+	}
+	if _, err := alice.CreateLink(ctx, "/proj/a.txt", client.LinkOptions{}); !errors.Is(err, coffer.ErrInvalid) {
+		t.Fatalf("link into a shared folder: %v", err)
 	}
 
 	// Bob cannot write: refused before anything is sent.

@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -326,17 +328,25 @@ func (c *Client) routeEach(ctx context.Context, ps []string) ([]*Client, []strin
 
 // downloadEach downloads routed remotes: in one call when they share a tree, else one by one
 // (several remotes go into the existing folder local, as Download requires).
+// A mount given as a remote (its root) lands in an existing local folder under the mount's name,
+// like any folder.
 func downloadEach(ctx context.Context, tcs []*Client, rels []string, local string, opts TransferOptions) (TransferResult, error) {
+	fi, err := os.Stat(local)
+	into := err == nil && fi.IsDir()
 	same := true
-	for _, tc := range tcs[1:] {
-		same = same && tc.sameTree(tcs[0])
+	for i, tc := range tcs {
+		same = same && tc.sameTree(tcs[0]) && !(into && tc.share != nil && rels[i] == "/")
 	}
 	if same {
 		return tcs[0].Download(ctx, rels, local, opts)
 	}
 	var total TransferResult
 	for i, tc := range tcs {
-		r, err := tc.Download(ctx, rels[i:i+1], local, opts)
+		dst := local
+		if into && tc.share != nil && rels[i] == "/" {
+			dst = filepath.Join(local, path.Base(tc.rootPath()))
+		}
+		r, err := tc.Download(ctx, rels[i:i+1], dst, opts)
 		total.Files += r.Files
 		total.Folders += r.Folders
 		total.Bytes += r.Bytes
