@@ -185,6 +185,14 @@ func TestSharedFolderLifecycle(t *testing.T) {
 		t.Fatalf("held keys: %d %v", len(nodeKeys), err)
 	}
 
+	// A second device of bob, warm before the rotation.
+	bob2, err := client.Login(ctx, env.Config(t.TempDir()), "bob", testenv.Password("bob"), "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob2.List(ctx, "/proj"); err != nil {
+		t.Fatal(err)
+	}
 	rv, err := alice.Revoke(ctx, "/proj", "carol")
 	if err != nil || rv.Epoch != 2 || rv.Members != 1 || rv.Seals != 1 {
 		t.Fatalf("revoke: %+v %v", rv, err)
@@ -242,6 +250,9 @@ func TestSharedFolderLifecycle(t *testing.T) {
 	vs, err = bob.Versions(ctx, "/proj/a.txt")
 	if err != nil || len(vs) < 2 {
 		t.Fatalf("bob: versions across the rotation: %+v %v", vs, err)
+	}
+	if got := catString(t, bob2, "/proj/new/after.txt"); got != string(secret) {
+		t.Fatalf("bob's second device reads %q after the rotation", got)
 	}
 	// Alice (a second device, fresh state) also reads everything.
 	a2, err := client.Login(ctx, env.Config(t.TempDir()), "alice", testenv.Password("alice"), "second")

@@ -255,6 +255,16 @@ func (c *Client) loadRoster(ctx context.Context, headRaw []byte) error {
 // started (pending key), a member applies its re-key invite. Else ErrKeyRotated.
 func (c *Client) catchUpEpoch(ctx context.Context, r *format.Roster) error {
 	st := c.share
+	// Another device of this account may have sealed the new key into the bundle already.
+	if err := c.refreshBundle(ctx); err != nil {
+		return err
+	}
+	st.mu.Lock()
+	held := st.epoch
+	st.mu.Unlock()
+	if held == r.Epoch {
+		return nil
+	}
 	if r.Owner == c.account {
 		pin := c.shares.pins.get(st.id)
 		if pin.PendingEpoch != r.Epoch || len(hexBytes(pin.PendingKey)) != 32 {
@@ -267,7 +277,7 @@ func (c *Client) catchUpEpoch(ctx context.Context, r *format.Roster) error {
 		return err
 	}
 	st.mu.Lock()
-	held := st.epoch
+	held = st.epoch
 	st.mu.Unlock()
 	if n == 0 || held != r.Epoch {
 		return fmt.Errorf("client: shared folder %s: %w", c.rootPath(), ErrKeyRotated)
