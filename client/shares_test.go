@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"coffer"
@@ -276,5 +278,76 @@ func TestSharedFolderLifecycle(t *testing.T) {
 	l, err = alice.Shares(ctx)
 	if err != nil || len(l.Outgoing) != 1 || l.Outgoing[0].Path != "/proj" {
 		t.Fatalf("alice's shares: %+v %v", l, err)
+	}
+}
+
+// TestShareConversionResumes: a conversion interrupted after the shared tree was created (its
+// answer lost), or before the old descendants were deleted, is finished by re-running Share;
+// nothing is lost or duplicated, and the folder reads fine in between.
+func TestShareConversionResumes(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	alice, bob := env.Client(t, "alice"), env.Client(t, "bob")
+	src := t.TempDir()
+	for _, d := range []string{"one", "two"} {
+		writeFile(t, filepath.Join(src, d, "a.txt"), []byte("a"))
+		writeFile(t, filepath.Join(src, d, "d", "b.txt"), []byte("b"))
+	}
+	if _, err := alice.Upload(ctx, []string{filepath.Join(src, "one"), filepath.Join(src, "two")}, "/", client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	verify(t, alice, bob, "bob")
+	walk := func(p string) []string {
+		var out []string
+		if err := alice.Walk(ctx, p, func(e *client.Entry) error { out = append(out, e.Path); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		dir  string
+		fail func(req *http.Request, created *bool) bool
+	}{
+		// The creation's answer is lost (the server created the tree).
+		{"/one", func(req *http.Request, _ *bool) bool { return req.Method == "POST" && req.URL.Path == "/v1/trees" }},
+		// Every account commit after the creation fails: the old descendants stay for now.
+		{"/two", func(req *http.Request, created *bool) bool {
+			if req.Method == "POST" && req.URL.Path == "/v1/trees" {
+				*created = true
+			}
+			return *created && strings.HasSuffix(req.URL.Path, "/commit")
+		}},
+	} {
+		created := false
+		env.SetHook(func(req *http.Request, resp *http.Response) error {
+			if tc.fail(req, &created) {
+				return errors.New("answer lost")
+			}
+			return nil
+		})
+		if _, err := alice.Share(ctx, tc.dir, "bob", client.ShareOptions{}); err == nil {
+			t.Fatalf("%s: share with lost answers succeeded", tc.dir)
+		}
+		env.SetHook(nil)
+		if got := catString(t, alice, tc.dir+"/d/b.txt"); got != "b" {
+			t.Fatalf("%s: half-converted folder reads %q", tc.dir, got)
+		}
+		res, err := alice.Share(ctx, tc.dir, "bob", client.ShareOptions{})
+		if err != nil || !res.Already {
+			t.Fatalf("%s: re-run: %+v %v", tc.dir, res, err)
+		}
+		want := []string{tc.dir, tc.dir + "/a.txt", tc.dir + "/d", tc.dir + "/d/b.txt"}
+		if got := walk(tc.dir); !slices.Equal(got, want) {
+			t.Fatalf("%s after the re-run: %v", tc.dir, got)
+		}
+	}
+	// Both folders are shared (one invite each), and nothing is left in the account tree below
+	// the mounts: a walk of the drive sees every file once.
+	if got := len(walk("/")); got != 9 {
+		t.Fatalf("walk / after the conversions: %d entries", got)
+	}
+	l, err := bob.Shares(ctx)
+	if err != nil || len(l.Incoming) != 2 {
+		t.Fatalf("bob's invites: %+v %v", l, err)
 	}
 }
