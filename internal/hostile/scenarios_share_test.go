@@ -463,3 +463,36 @@ func TestScenario29_StaleEpoch(t *testing.T) {
 		t.Fatal("carol reads after her removal")
 	}
 }
+
+// TestSharedFolderRollback: a shared folder's head is hash-chained and remembered per tree: an
+// older listing of it, served after a newer one, is a rollback for the member.
+func TestSharedFolderRollback(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newShareFixture(t, false, true)
+	bob := f.fresh(t, "bob")
+	var old []byte
+	f.env.SetHook(func(req *http.Request, resp *http.Response) error {
+		if old == nil && isListing(req, resp) && strings.Contains(req.URL.Path, f.tree.String()) && folderOf(req) == (coffer.NodeID{}).String() {
+			old, _ = testenv.ReadBody(resp)
+		}
+		return nil
+	})
+	if _, err := bob.List(ctx, "/proj"); err != nil || old == nil {
+		t.Fatalf("bob lists: %v", err)
+	}
+	f.env.SetHook(nil)
+	if _, err := f.alice.Mkdir(ctx, "/proj/newer", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Stat(ctx, "/proj/newer"); err != nil {
+		t.Fatal(err)
+	}
+	f.env.SetHook(func(req *http.Request, resp *http.Response) error {
+		if isListing(req, resp) && strings.Contains(req.URL.Path, f.tree.String()) && folderOf(req) == (coffer.NodeID{}).String() {
+			testenv.ReplaceBody(resp, old)
+		}
+		return nil
+	})
+	expectListRefused(t, bob, "/proj", coffer.ErrRollback)
+}
