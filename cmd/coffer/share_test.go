@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -197,7 +198,8 @@ func openDB(t *testing.T, srv *testServer) *sql.DB {
 }
 
 // injectAsMember forges, with u's own keys (read from its session), a new file in the root of
-// the shared folder mounted at mount, and commits it straight into the server's store.
+// the shared folder mounted at mount: posted, the server refuses it (403); then it commits it
+// straight into the server's store.
 func injectAsMember(t *testing.T, srv *testServer, u *user, mount, name string) {
 	t.Helper()
 	ctx := context.Background()
@@ -272,12 +274,30 @@ func injectAsMember(t *testing.T, srv *testServer, u *user, mount, name string) 
 		t.Fatal(err)
 	}
 	listing := get("/v1/trees/" + tree.String() + "/folders/" + rootID.String())
+	// Posted, the forged commit is refused by the server (403: a reader may not write).
+	req, _, err := hostile.ForgeFile(listing, rootID, rootKey.WrapKey(), bundle.SigningKey(), "posted-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(req)
+	hr, _ := http.NewRequest("POST", srv.url+"/v1/trees/"+tree.String()+"/commit", bytes.NewReader(body))
+	hr.Header.Set("Authorization", "Bearer "+sess.Token)
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("the member's forged commit: HTTP %d, want 403", resp.StatusCode)
+	}
+	// Written straight into the store instead.
 	store, err := sqlite.Open(ctx, filepath.Join(srv.dataDir, "meta.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := hostile.InjectFile(ctx, store, coffer.AccountID(owner), listing, rootID, rootKey.WrapKey(), bundle.SigningKey(), name); err != nil {
+	if err := hostile.InjectFile(ctx, store, coffer.AccountID(owner), listing, rootID, rootKey.WrapKey(), bundle.SigningKey(), name); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,18 +15,16 @@ import (
 	"coffer/tree"
 )
 
-// InjectFile writes a forged commit straight into a metadata store, past every check the server
-// makes (a compromised server or database): a new empty file named name in folder, signed (record
-// and head) by signer, on top of the tree's current head. listing is the raw listing of folder
-// (GET /v1/trees/{tree}/folders/{folder}) at that head, folderWrap the key wrapping its children's
-// node keys. The stored state stays consistent (folder summary, bucket hashes, state root), so an
-// honest server serves it as is: only the reader's authority check can refuse it. It returns the
-// new node's ID. Tests use it (the shared-folder scenarios and the CLI tests).
-func InjectFile(ctx context.Context, store metastore.Trees, owner coffer.AccountID, listing []byte, folder coffer.NodeID,
-	folderWrap format.WrapKey, signer ed25519.PrivateKey, name string) (coffer.NodeID, error) {
+// ForgeFile builds a commit adding a new empty file named name to folder, signed (record and
+// head) by signer, on top of the head of listing, the raw listing of folder
+// (GET /v1/trees/{tree}/folders/{folder}); folderWrap wraps its children's node keys. Its hashes
+// are consistent (folder root, bucket, state root). It returns the request a client would post,
+// and the store commit InjectFile writes.
+func ForgeFile(listing []byte, folder coffer.NodeID, folderWrap format.WrapKey, signer ed25519.PrivateKey,
+	name string) (*api.CommitRequest, *metastore.Commit, error) {
 	src, head, err := parseListingSource(listing, folder)
 	if err != nil {
-		return coffer.NodeID{}, err
+		return nil, nil, err
 	}
 	ck := format.NewContentKey()
 	body := &format.Body{Name: name, MTime: time.Now().UnixNano(), Mode: 0o644, Content: &format.Content{
@@ -34,28 +32,43 @@ func InjectFile(ctx context.Context, store metastore.Trees, owner coffer.Account
 	id := coffer.NewNodeID()
 	rec, err := format.SealRecord(format.KindFile, id, folder, 1, [32]byte{}, format.NewNodeKey(), folderWrap, body, signer)
 	if err != nil {
-		return id, err
+		return nil, nil, err
 	}
 	raw := rec.Marshal()
 	hash := sha256.Sum256(raw)
 	res, err := tree.Apply(src, []tree.Op{{Node: id, Parent: folder, Hash: hash}})
 	if err != nil {
-		return id, err
+		return nil, nil, err
 	}
 	h := &format.Head{Tree: head.Tree, Version: head.Version + 1, Prev: head.Hash(), StateRoot: res.StateRoot,
 		OpsHash: res.OpsHash, Time: time.Now().UnixMilli()}
 	h.Sign(signer)
-	c := metastore.Commit{Tree: head.Tree, Owner: owner, BaseVersion: head.Version, Version: h.Version, Head: h.Marshal(),
+	req := &api.CommitRequest{BaseVersion: head.Version, Head: h.Marshal(), Records: []api.CommitRecord{{Record: raw}}}
+	c := &metastore.Commit{Tree: head.Tree, BaseVersion: head.Version, Version: h.Version, Head: req.Head,
 		Buckets: res.Buckets, KeepVersions: 10,
 		Records: []metastore.CommitRecord{{Node: metastore.Node{Node: id, Parent: folder, Kind: uint8(format.KindFile),
 			Version: 1, Hash: hash, Record: raw}}}}
 	for _, s := range res.Folders {
 		c.Folders = append(c.Folders, metastore.FolderSummary{Folder: s.Folder, Count: s.Count, Root: s.Root})
 	}
-	if _, err := store.Commit(ctx, c); err != nil {
-		return id, fmt.Errorf("inject: %w", err)
+	return req, c, nil
+}
+
+// InjectFile writes the commit of ForgeFile straight into a metadata store, past every check the
+// server makes (a compromised server or database), for the tree's owner account. The stored
+// state stays consistent, so an honest server serves it as is: only the reader's authority check
+// can refuse it. Tests use it (the shared-folder scenarios and the CLI tests).
+func InjectFile(ctx context.Context, store metastore.Trees, owner coffer.AccountID, listing []byte, folder coffer.NodeID,
+	folderWrap format.WrapKey, signer ed25519.PrivateKey, name string) error {
+	_, c, err := ForgeFile(listing, folder, folderWrap, signer, name)
+	if err != nil {
+		return err
 	}
-	return id, nil
+	c.Owner = owner
+	if _, err := store.Commit(ctx, *c); err != nil {
+		return fmt.Errorf("inject: %w", err)
+	}
+	return nil
 }
 
 // listingSource is tree.Source over one folder's listing.

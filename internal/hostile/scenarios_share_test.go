@@ -149,7 +149,7 @@ func injectAs(t testing.TB, env *testenv.Env, tree coffer.TreeID, owner coffer.A
 	t.Helper()
 	root, key := rootOf(t, env, reader, tree)
 	listing := rawGet(t, env, reader.token, "/v1/trees/"+tree.String()+"/folders/"+root.String())
-	if _, err := InjectFile(context.Background(), env.Meta, owner, listing, root, key.WrapKey(), signer.bundle.SigningKey(), name); err != nil {
+	if err := InjectFile(context.Background(), env.Meta, owner, listing, root, key.WrapKey(), signer.bundle.SigningKey(), name); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -272,6 +272,26 @@ func TestScenario26_UnauthorisedWriter(t *testing.T) {
 		t.Parallel()
 		f := newShareFixture(t, false, true)
 		alice, bob := captureSecrets(t, f.env, "alice"), captureSecrets(t, f.env, "bob")
+		// The server refuses the reader's well-formed commit itself (403).
+		root, key := rootOf(t, f.env, bob, f.tree)
+		listing := rawGet(t, f.env, bob.token, "/v1/trees/"+f.tree.String()+"/folders/"+root.String())
+		req, _, err := ForgeFile(listing, root, key.WrapKey(), bob.bundle.SigningKey(), "posted-by-a-reader.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(req)
+		hr, _ := http.NewRequest("POST", f.env.URL+"/v1/trees/"+f.tree.String()+"/commit", bytes.NewReader(body))
+		hr.Header.Set("Authorization", "Bearer "+bob.token)
+		hr.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("a reader's commit: HTTP %d, want 403", resp.StatusCode)
+		}
+		// Written straight into the store instead: every client refuses it.
 		injectAs(t, f.env, f.tree, alice.account, bob, bob, "from-a-reader.txt")
 		for _, c := range []*client.Client{f.alice, f.bob, f.carol} {
 			err := expectListRefused(t, c, "/proj", coffer.ErrAuth)
