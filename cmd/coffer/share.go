@@ -29,7 +29,10 @@ sight (a malicious server could have substituted it). A key that changed since i
 blocks sharing (exit code 6) until verified again.
 
 Content in a shared folder counts against its owner's quota, whoever uploads it. If a share is
-interrupted, run the same command again: it finishes the conversion.`,
+interrupted, run the same command again: it finishes the conversion.
+
+Exit codes: 3 for an unverified contact (without --unverified) and for writes to a read-only
+share; 6 for a changed key or a forged invite, roster or change; 4 for an unknown user or path.`,
 		Example: "  coffer share /projects bob --write\n  coffer share /photos carol --read\n  coffer share ls\n" +
 			"  coffer share accept 3fa0c1...\n  coffer share revoke /projects bob",
 		Args: cobra.ExactArgs(2),
