@@ -10,6 +10,7 @@ import (
 	"coffer"
 	"coffer/api"
 	"coffer/format"
+	"coffer/internal/metastore/postgres"
 )
 
 // sharedTree is a test view of a shared tree: a *user whose tree is the shared one (so build,
@@ -33,7 +34,7 @@ func memberOf(u *user, role uint8) format.Member {
 }
 
 // signRoster sorts and signs r with signer.
-func signRoster(t *testing.T, r *format.Roster, signer ed25519.PrivateKey) []byte {
+func signRoster(t testing.TB, r *format.Roster, signer ed25519.PrivateKey) []byte {
 	t.Helper()
 	r.SortMembers()
 	if err := r.Sign(signer); err != nil {
@@ -42,7 +43,7 @@ func signRoster(t *testing.T, r *format.Roster, signer ed25519.PrivateKey) []byt
 	return r.Marshal()
 }
 
-func invite(t *testing.T, st *sharedTree, to *user, role uint8, epoch uint32) []byte {
+func invite(t testing.TB, st *sharedTree, to *user, role uint8, epoch uint32) []byte {
 	t.Helper()
 	inv, err := format.SealInvite(st.tree(), epoch, role, st.tk, st.owner.bundle, to.bundle.PublicKeys(to.name))
 	if err != nil {
@@ -54,7 +55,7 @@ func invite(t *testing.T, st *sharedTree, to *user, role uint8, epoch uint32) []
 // newShared prepares a shared tree of owner (root and trash) with members, without creating it.
 func (e *env) newShared(owner *user, members map[*user]uint8) (*sharedTree, api.ShareCreateRequest) {
 	e.t.Helper()
-	t := e.t.(*testing.T)
+	t := e.t
 	tk := format.NewTreeKey()
 	view := &user{e: e, name: owner.name, acct: owner.acct, bundle: &format.Bundle{Tree: coffer.NewTreeID(), TreeKey: tk},
 		signer: owner.signer, token: owner.token, live: map[coffer.NodeID]*format.Record{},
@@ -109,8 +110,28 @@ func (e *env) feed(u *user) []api.Change {
 
 func lastOf(cs []api.Change) api.Change { return cs[len(cs)-1] }
 
+// newPGEnv is newEnv on a fresh PostgreSQL database (COFFER_TEST_POSTGRES; skipped without it,
+// failing in CI). Its meta field is nil: use e.srv.cfg.Meta.
+func newPGEnv(t *testing.T, mods ...func(*Config)) *env {
+	t.Helper()
+	dsn := freshPG(t)
+	meta, err := postgres.Open(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { meta.Close() })
+	return newEnv(t, append([]func(*Config){func(c *Config) { c.Meta = meta }}, mods...)...)
+}
+
 func TestShareMembersAccess(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.DefaultQuota = 1000 })
+	testShareMembersAccess(t, newEnv(t, func(c *Config) { c.DefaultQuota = 1000 }))
+}
+
+func TestShareMembersAccessPostgres(t *testing.T) {
+	testShareMembersAccess(t, newPGEnv(t, func(c *Config) { c.DefaultQuota = 1000 }))
+}
+
+func testShareMembersAccess(t *testing.T, e *env) {
 	alice, bob, carol, dave := e.signup("alice"), e.signup("bob"), e.signup("carol"), e.signup("dave")
 	st := e.share(alice, map[*user]uint8{bob: format.ShareRead, carol: format.ShareWrite})
 	tree := st.tree()
@@ -242,7 +263,7 @@ func TestShareMembersAccess(t *testing.T) {
 
 	// fsck accepts a shared tree written by several members.
 	var out bytes.Buffer
-	if n, err := FsckStores(t.Context(), e.meta, e.blobs, &out); n != 0 || err != nil {
+	if n, err := FsckStores(t.Context(), e.srv.cfg.Meta, e.blobs, &out); n != 0 || err != nil {
 		t.Fatalf("fsck: %d problems, %v:\n%s", n, err, out.String())
 	}
 
@@ -283,8 +304,11 @@ func revokeReq(t *testing.T, st *sharedTree, removed *user, others ...*user) (ap
 	return api.RosterUpdateRequest{Roster: raw, Invites: invites, Commit: &commit}, &next
 }
 
-func TestShareRevoke(t *testing.T) {
-	e := newEnv(t)
+func TestShareRevoke(t *testing.T) { testShareRevoke(t, newEnv(t)) }
+
+func TestShareRevokePostgres(t *testing.T) { testShareRevoke(t, newPGEnv(t)) }
+
+func testShareRevoke(t *testing.T, e *env) {
 	alice, bob, carol := e.signup("alice"), e.signup("bob"), e.signup("carol")
 	st := e.share(alice, map[*user]uint8{bob: format.ShareRead, carol: format.ShareWrite})
 	e.acceptInvite(bob, st, 1)
