@@ -83,7 +83,7 @@ type InviteInfo struct {
 	Owner           coffer.AccountID `json:"owner"`
 	OwnerUsername   string           `json:"owner_username"`
 	OwnerPublicKeys []byte           `json:"owner_public_keys"`
-	Roster          []byte           `json:"roster"` // the tree's current roster
+	Roster          []byte           `json:"roster"`  // the tree's current roster
 	Created         int64            `json:"created"` // Unix seconds, when this invite was stored
 }
 
