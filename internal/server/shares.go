@@ -258,10 +258,11 @@ func (s *Server) handleShareCreate(w http.ResponseWriter, r *http.Request, sess 
 }
 
 // rosterChanges works out what a roster update changes: the members newly removed and the
-// members that need an invite (new, re-activated, role changed, or all active members when the
-// epoch grows). It enforces the successor rules, with a stale generation or an until that
-// names an older head as 409 conflicts.
-func rosterChanges(prev, next *format.Roster, head *metastore.Head) (removed []coffer.AccountID, required map[coffer.AccountID]bool, err error) {
+// members that need an invite (new, re-activated, role changed, or, when the epoch grows, every
+// active member still invited or accepted: one who declined or left gets the new key only if
+// the owner re-invites it). It enforces the successor rules, with a stale generation or an
+// until that names an older head as 409 conflicts.
+func rosterChanges(prev, next *format.Roster, head *metastore.Head, status map[coffer.AccountID]metastore.MemberStatus) (removed []coffer.AccountID, required map[coffer.AccountID]bool, err error) {
 	if next.Generation != prev.Generation+1 {
 		return nil, nil, &apiError{status: http.StatusConflict, code: api.CodeConflict,
 			msg: fmt.Sprintf("roster generation %d does not follow the stored %d: re-read the roster", next.Generation, prev.Generation)}
@@ -276,7 +277,9 @@ func rosterChanges(prev, next *format.Roster, head *metastore.Head) (removed []c
 			}
 			removed = append(removed, nm.Account)
 		case nm.State != format.MemberActive:
-		case pm == nil || pm.State == format.MemberRemoved || pm.Role != nm.Role || next.Epoch != prev.Epoch:
+		case pm == nil || pm.State == format.MemberRemoved || pm.Role != nm.Role:
+			required[nm.Account] = true
+		case next.Epoch != prev.Epoch && (status[nm.Account] == metastore.MemberInvited || status[nm.Account] == metastore.MemberAccepted):
 			required[nm.Account] = true
 		}
 	}
@@ -317,7 +320,15 @@ func (s *Server) handleRosterUpdate(w http.ResponseWriter, r *http.Request, sess
 	if err != nil {
 		return err
 	}
-	removed, required, err := rosterChanges(prev, next, h)
+	ms, err := ss.Memberships(ctx, id)
+	if err != nil {
+		return internalError("roster update: members", err)
+	}
+	status := make(map[coffer.AccountID]metastore.MemberStatus, len(ms))
+	for _, m := range ms {
+		status[m.Account] = m.Status
+	}
+	removed, required, err := rosterChanges(prev, next, h, status)
 	if err != nil {
 		return err
 	}

@@ -456,13 +456,23 @@ func TestShareDeclineLeave(t *testing.T) {
 	// The owner is not a member.
 	code, ae = e.call("POST", "/v1/trees/"+st.tree().String()+"/leave", alice.token, nil, nil)
 	wantErr(t, code, ae, 403, api.CodeForbidden)
-	// A new invite (roster generation 2 re-sends it) restores the invited status.
+	// A key rotation needs no invite for a member who left (and leaves it left).
 	next := *st.roster
-	next.Generation = 2
+	next.Generation, next.Epoch = 2, 2
 	raw := signRoster(t, &next, alice.signer)
 	var resp api.RosterUpdateResponse
+	if code, ae := e.call("POST", "/v1/trees/"+st.tree().String()+"/roster", alice.token, api.RosterUpdateRequest{Roster: raw}, &resp); code != 200 {
+		t.Fatalf("rotation after leave: %d %s", code, ae.Message)
+	}
+	e.call("GET", "/v1/shares", bob.token, nil, &shares)
+	if len(shares.Incoming) != 1 || shares.Incoming[0].Status != api.StatusLeft {
+		t.Fatalf("bob's shares after rotation = %+v", shares.Incoming)
+	}
+	// A new invite (roster generation 3 re-sends it) restores the invited status.
+	next.Generation = 3
+	raw = signRoster(t, &next, alice.signer)
 	if code, ae := e.call("POST", "/v1/trees/"+st.tree().String()+"/roster", alice.token,
-		api.RosterUpdateRequest{Roster: raw, Invites: [][]byte{invite(t, st, bob, format.ShareWrite, 1)}}, &resp); code != 200 {
+		api.RosterUpdateRequest{Roster: raw, Invites: [][]byte{invite(t, st, bob, format.ShareWrite, 2)}}, &resp); code != 200 {
 		t.Fatalf("re-invite: %d %s", code, ae.Message)
 	}
 	e.call("GET", "/v1/invites", bob.token, nil, &invs)
