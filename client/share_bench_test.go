@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -11,6 +12,13 @@ import (
 	"coffer/client"
 	"coffer/internal/testenv"
 )
+
+// allocated is the bytes allocated so far by this process (client and in-process server).
+func allocated() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
+}
 
 // cpuTime is this process's user+system CPU time (client and in-process server together).
 func cpuTime() time.Duration {
@@ -43,16 +51,17 @@ func TestShareTenThousandFiles(t *testing.T) {
 	if _, err := alice.VerifyContact(ctx, "bob", bob.Whoami().Fingerprint); err != nil {
 		t.Fatal(err)
 	}
-	seals, cpu, start := client.HPKESeals(alice), cpuTime(), time.Now()
+	seals, cpu, alloc, start := client.HPKESeals(alice), cpuTime(), allocated(), time.Now()
 	res, err := alice.Share(ctx, "/big", "bob", client.ShareOptions{Write: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wall, used := time.Since(start), cpuTime()-cpu
+	wall, used, mem := time.Since(start), cpuTime()-cpu, allocated()-alloc
 	if got := client.HPKESeals(alice) - seals; got != 1 || res.Seals != 1 {
 		t.Fatalf("sharing %d files made %d HPKE seals, want 1", n, got)
 	}
-	t.Logf("share of a %d-file folder: %v wall, %v CPU (client+server), %d HPKE seal", n, wall.Round(time.Millisecond), used.Round(time.Millisecond), res.Seals)
+	t.Logf("share of a %d-file folder: %v wall, %v CPU, %d MiB allocated (client+server), %d HPKE seal", n,
+		wall.Round(time.Millisecond), used.Round(time.Millisecond), mem>>20, res.Seals)
 	if _, err := bob.AcceptShare(ctx, res.Tree.String(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +80,7 @@ func TestShareTenThousandFiles(t *testing.T) {
 	if _, err := alice.Share(ctx, "/big", "carol", client.ShareOptions{Unverified: true}); err != nil {
 		t.Fatal(err)
 	}
-	seals, cpu, start = client.HPKESeals(alice), cpuTime(), time.Now()
+	seals, cpu, alloc, start = client.HPKESeals(alice), cpuTime(), allocated(), time.Now()
 	rv, err := alice.Revoke(ctx, "/big", "carol")
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +88,7 @@ func TestShareTenThousandFiles(t *testing.T) {
 	if got := client.HPKESeals(alice) - seals; got != 1 {
 		t.Fatalf("revoking made %d HPKE seals, want 1 (one remaining member)", got)
 	}
-	t.Logf("revoke with key rotation of %d nodes: %v wall, %v CPU, %d HPKE seal", rv.Nodes, time.Since(start).Round(time.Millisecond), (cpuTime() - cpu).Round(time.Millisecond), rv.Seals)
+	t.Logf("revoke with key rotation of %d nodes: %v wall, %v CPU, %d MiB allocated, %d HPKE seal", rv.Nodes,
+		time.Since(start).Round(time.Millisecond), (cpuTime() - cpu).Round(time.Millisecond), (allocated()-alloc)>>20, rv.Seals)
 	_ = carol
 }
