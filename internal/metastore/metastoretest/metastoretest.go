@@ -66,7 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"ReRefreshKeepsBlobYoung", testReAddKeepsYoung},
 		{"AllAndReferencedBlobs", testAllAndReferenced},
 		{"Links", testLinks}, {"LinkBlobNodes", testLinkBlobNodes}, // links.go
-		{"Shares", testShares}, // shares.go
+		{"Shares", testShares}, {"SharesConcurrent", testSharesConcurrent}, // shares.go
 	}
 	tests = append(tests, moreTests...) // concurrency.go
 	for _, tc := range tests {

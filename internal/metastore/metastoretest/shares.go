@@ -3,7 +3,9 @@ package metastoretest
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,5 +287,111 @@ func testShares(t *testing.T, s metastore.Store) {
 	must(t, "CommitShared(file v2)", err)
 	if ok, err := ss.TreeBlob(ctx, st.Tree, b); err != nil || !ok {
 		t.Fatalf("TreeBlob(kept version) = %v, %v", ok, err)
+	}
+}
+
+// testSharesConcurrent races commits to a shared tree, the members' own commits, status changes
+// and roster updates: every call succeeds or reports ErrConflict (never a deadlock or another
+// error), and every feed stays gap-free.
+func testSharesConcurrent(t *testing.T, s metastore.Store) {
+	ss, ok := s.(metastore.Shares)
+	if !ok {
+		t.Skip("store does not implement metastore.Shares")
+	}
+	ctx := t.Context()
+	alice, bob, carol := newUser(t, s, "alice"), newUser(t, s, "bob"), newUser(t, s, "carol")
+	st, _ := newShared(t, ss, alice, bob, carol)
+	for _, m := range []*user{bob, carol} {
+		if _, err := ss.SetMemberStatus(ctx, st.Tree, m.ID, []metastore.MemberStatus{metastore.MemberInvited}, metastore.MemberAccepted, 1, at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds = 15
+	errs := make(chan error, 8*rounds)
+	var wg sync.WaitGroup
+	ok2 := func(err error) {
+		if err != nil && !errors.Is(err, coffer.ErrConflict) {
+			errs <- err
+		}
+	}
+	// Commits to the shared tree (retrying on a moved head).
+	wg.Go(func() {
+		for range rounds {
+			for {
+				h, err := s.Head(ctx, st.Tree)
+				if err != nil {
+					errs <- err
+					return
+				}
+				c := metastore.Commit{Tree: st.Tree, Owner: alice.ID, BaseVersion: h.Version, Version: h.Version + 1,
+					Head: rnd(16), Ops: rnd(8), KeepVersions: 10, Records: []metastore.CommitRecord{folder(newNode(), st.Root, 1)}}
+				_, err = ss.CommitShared(ctx, c)
+				if !errors.Is(err, coffer.ErrConflict) {
+					ok2(err)
+					break
+				}
+			}
+		}
+	})
+	// The members' own trees.
+	for _, m := range []*user{bob, carol} {
+		wg.Go(func() {
+			for range rounds {
+				_, err := ss.CommitShared(ctx, m.commit(folder(newNode(), m.Root, 1)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				m.Version++
+			}
+		})
+	}
+	// Status changes (idempotent accepts: each still appends events for carol and alice).
+	wg.Go(func() {
+		for range rounds {
+			_, err := ss.SetMemberStatus(ctx, st.Tree, carol.ID, []metastore.MemberStatus{metastore.MemberInvited}, metastore.MemberAccepted, 0, at(0))
+			ok2(err)
+		}
+	})
+	// Roster updates with re-key invites (CAS on generation and head: conflicts are expected).
+	wg.Go(func() {
+		for i := range rounds {
+			r, err := ss.Roster(ctx, st.Tree)
+			if err != nil {
+				errs <- err
+				return
+			}
+			h, err := s.Head(ctx, st.Tree)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = ss.UpdateRoster(ctx, metastore.RosterUpdate{
+				Roster:      metastore.Roster{Tree: st.Tree, Owner: alice.ID, Generation: r.Generation + 1, Epoch: 1, Roster: fmt.Appendf(nil, "g%d", i)},
+				HeadVersion: h.Version, Now: at(0),
+				Invites: []metastore.ShareInvite{{Account: bob.ID, Role: 2, Epoch: 1, Invite: []byte("re")},
+					{Account: carol.ID, Role: 2, Epoch: 1, Invite: []byte("re")}}})
+			ok2(err)
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent shares: %v", err)
+	}
+	for _, u := range []*user{alice, bob, carol} {
+		latest := latestSeq(t, s, u.ID)
+		cs := changes(t, s, u.ID, 0, 1000)
+		if coffer.Seq(len(cs)) != latest {
+			t.Fatalf("%s: %d feed entries, latest seq %d", u.Username, len(cs), latest)
+		}
+		for i, c := range cs {
+			if c.Seq != coffer.Seq(i+1) {
+				t.Fatalf("%s: feed entry %d has seq %d", u.Username, i, c.Seq)
+			}
+		}
+	}
+	if m, _ := ss.Membership(ctx, st.Tree, bob.ID); m.Status != metastore.MemberAccepted {
+		t.Fatalf("bob after concurrent re-keys: %s", m.Status)
 	}
 }

@@ -17,9 +17,9 @@ import (
 var _ metastore.Shares = (*Store)(nil)
 
 // Lock order. A shared-tree transaction appends to several accounts' feeds, so it first locks
-// every account_seq row it will touch in account order (lockFeeds); commitTx then re-locks the
-// owner's row, which the transaction already holds. Two such transactions cannot deadlock on
-// the feeds.
+// every account_seq row it will touch in account order (lockFeeds), and only then member rows
+// and the tree row (commitTx re-locks the owner's feed row, which it already holds). UpdateRoster
+// locks the roster row before the feeds; nothing locks a roster row after a feed row.
 
 // lockFeeds locks the account_seq rows of accts (deduplicated, in account order).
 func lockFeeds(ctx context.Context, tx pgx.Tx, accts ...coffer.AccountID) error {
@@ -410,22 +410,26 @@ func (s *Store) SetMemberStatus(ctx context.Context, tree coffer.TreeID, acct co
 			cur      int64
 			owner    coffer.AccountID
 		)
-		err := tx.QueryRow(ctx, `SELECT r.owner, m.status, m.epoch FROM members m JOIN rosters r ON r.tree = m.tree
-			WHERE m.tree = $1 AND m.account = $2 FOR UPDATE OF m`, tree[:], acct[:]).Scan(&ownerRaw, &status, &cur)
-		if err != nil {
+		// Feeds first (the lock order of every shares transaction), then the member row.
+		if err := tx.QueryRow(ctx, `SELECT owner FROM rosters WHERE tree = $1`, tree[:]).Scan(&ownerRaw); err != nil {
 			return notFound(err, what)
 		}
 		if err := setID(owner[:], ownerRaw, "roster owner"); err != nil {
 			return err
+		}
+		if err := lockFeeds(ctx, tx, acct, owner); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `SELECT status, epoch FROM members WHERE tree = $1 AND account = $2 FOR UPDATE`,
+			tree[:], acct[:]).Scan(&status, &cur)
+		if err != nil {
+			return notFound(err, what)
 		}
 		if metastore.MemberStatus(status) != to && !slices.Contains(from, metastore.MemberStatus(status)) {
 			return fmt.Errorf("postgres: set member status: status is %s: %w", status, coffer.ErrNotFound)
 		}
 		if epoch != 0 && uint32(cur) != epoch {
 			return fmt.Errorf("postgres: set member status: invite epoch is %d, not %d: %w", cur, epoch, coffer.ErrConflict)
-		}
-		if err := lockFeeds(ctx, tx, acct, owner); err != nil {
-			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE members SET status = $1, updated = $2 WHERE tree = $3 AND account = $4`,
 			string(to), now, tree[:], acct[:]); err != nil {
