@@ -93,6 +93,12 @@ func (c *Client) Download(ctx context.Context, remotes []string, local string, o
 		}
 		return downloadEach(ctx, tcs, rels, local, opts)
 	}
+	if mounts, err := c.mountsBelow(ctx, remotes, local); err != nil || len(mounts) > 0 {
+		if err != nil {
+			return TransferResult{}, err
+		}
+		return c.downloadWithMounts(ctx, remotes, local, opts, mounts)
+	}
 	var plan *dlPlan
 	err := c.withView(ctx, func(v *view) error {
 		var err error

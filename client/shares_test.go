@@ -122,6 +122,14 @@ func TestSharedFolderLifecycle(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dl, "proj", "a.txt")); err != nil || string(b) != "version two" {
 		t.Fatalf("bob downloads the mount into a folder: %q %v", b, err)
 	}
+	// A download of the whole drive goes through the mount.
+	all := t.TempDir()
+	if res, err := alice.Download(ctx, []string{"/"}, all, client.TransferOptions{}); err != nil || res.Files != 2 {
+		t.Fatalf("alice downloads /: %+v %v", res, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(all, "proj", "sub", "b.bin")); err != nil || len(b) != 300_000 {
+		t.Fatalf("alice's download of / through the mount: %d bytes, %v", len(b), err)
+	}
 	if _, err := alice.CreateLink(ctx, "/proj/a.txt", client.LinkOptions{}); !errors.Is(err, coffer.ErrInvalid) {
 		t.Fatalf("link into a shared folder: %v", err)
 	}

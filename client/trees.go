@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -374,4 +375,85 @@ func (c *Client) blobCheckPath() string {
 		return "/v1/trees/" + c.tree.String() + "/blobs/check"
 	}
 	return "/v1/blobs/check"
+}
+
+// mountBelow is a shared folder mounted below the remotes of a download, and the local folder
+// its content goes to.
+type mountBelow struct {
+	tc    *Client
+	local string
+}
+
+// noMountsKey marks a context whose account-tree download must not expand mounts again.
+type noMountsKey struct{}
+
+// mountsBelow finds the mounts inside the folders a download of remotes (all in this account
+// tree) copies, with their local destinations; nil without shares.
+func (c *Client) mountsBelow(ctx context.Context, remotes []string, local string) ([]mountBelow, error) {
+	if c.share != nil || c.shares == nil || c.shares.empty() || ctx.Value(noMountsKey{}) != nil {
+		return nil, nil
+	}
+	fi, err := os.Stat(local)
+	into := err == nil && fi.IsDir()
+	var out []mountBelow
+	err = c.withView(ctx, func(v *view) error {
+		out = nil
+		for _, r := range remotes {
+			loc, err := v.resolve(ctx, c, r)
+			if err != nil {
+				return err
+			}
+			target := local
+			if into && loc.node != v.root {
+				target = filepath.Join(local, loc.node.body.Name)
+			}
+			all, err := v.collect(ctx, c, loc)
+			if err != nil {
+				return err
+			}
+			for _, w := range all[1:] {
+				st := c.shares.get(w.n.body.Mount)
+				if w.n.body.Mount == (coffer.TreeID{}) || st == nil {
+					continue
+				}
+				lp, err := safeLocalJoin(target, w.rel)
+				if err != nil {
+					return fmt.Errorf("client: download %s: %w", w.e.Path, err)
+				}
+				out = append(out, mountBelow{tc: c.inTree(st, w.e.Path), local: lp})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// downloadWithMounts downloads remotes from the account tree (mount folders arrive empty), then
+// each mounted shared folder into its folder. A shared folder this account can no longer read
+// is skipped with a warning.
+func (c *Client) downloadWithMounts(ctx context.Context, remotes []string, local string, opts TransferOptions, mounts []mountBelow) (TransferResult, error) {
+	total, err := c.Download(context.WithValue(ctx, noMountsKey{}, true), remotes, local, opts)
+	if err != nil {
+		return total, err
+	}
+	for _, m := range mounts {
+		r, err := m.tc.Download(ctx, []string{"/"}, m.local, opts)
+		if errors.Is(err, coffer.ErrNotFound) || errors.Is(err, coffer.ErrForbidden) {
+			msg := fmt.Sprintf("skipped shared folder %s: %v", m.tc.rootPath(), err)
+			total.Warnings = append(total.Warnings, msg)
+			if w, ok := opts.Progress.(Warner); ok {
+				w.Warn(msg)
+			}
+			continue
+		}
+		total.Files += r.Files
+		total.Folders += r.Folders
+		total.Bytes += r.Bytes
+		total.Skipped += r.Skipped
+		total.Warnings = append(total.Warnings, r.Warnings...)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
