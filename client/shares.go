@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime"
@@ -256,6 +257,15 @@ func (c *Client) createShared(ctx context.Context, st *sharedTree, p string, mem
 		return nil, fmt.Errorf("client: share %s: create the shared folder: %w", p, err)
 	}
 	if err := c.state.rememberHead(head); err != nil {
+		return nil, err
+	}
+	hash := sha256.Sum256(req.Roster)
+	if err := c.shares.pins.update(st.id, func(p *sharePin) {
+		p.Owner, p.OwnerKey = c.account, hexKey(c.signPub)
+		if p.Generation < 1 {
+			p.Generation, p.RosterHash = 1, hexKey(hash)
+		}
+	}); err != nil {
 		return nil, err
 	}
 	return copied, nil

@@ -174,8 +174,11 @@ func (c *Client) verifyRoster(ctx context.Context, raw []byte, ownerName string)
 		return nil, fmt.Errorf("client: %s: the roster of another tree: %w", what, coffer.ErrAuth)
 	}
 	pin := c.shares.pins.get(st.id)
+	if pin.OwnerKey != "" && pin.Owner != r.Owner {
+		return nil, fmt.Errorf("client: %s: the roster names another owner than the one pinned for this folder: %w", what, coffer.ErrAuth)
+	}
 	var ownerKey []byte
-	if pin.OwnerKey != "" && pin.Owner == r.Owner {
+	if pin.OwnerKey != "" {
 		ownerKey = hexBytes(pin.OwnerKey)
 	} else {
 		pk, err := c.trustedKeys(ctx, r.Owner, ownerName)
@@ -373,6 +376,10 @@ func (c *Client) openInvite(ctx context.Context, info *api.InviteInfo) (format.T
 	tk, err := inv.Open(c.bundle, sender)
 	if err != nil {
 		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: %w", what, err)
+	}
+	if pr, err := format.ParseRoster(info.Roster); err != nil || pr.Owner != inv.Sender {
+		// Checked before verifyRoster pins the roster's owner for the tree.
+		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: the roster served with it is not the sender's: %w", what, coffer.ErrAuth)
 	}
 	r, err := c.verifyRoster(ctx, info.Roster, info.OwnerUsername)
 	if err != nil {

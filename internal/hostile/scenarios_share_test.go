@@ -423,6 +423,33 @@ func TestScenario28_ForgedInvite(t *testing.T) {
 	if _, err := f.bob.AcceptShare(ctx, f.id, ""); err != nil {
 		t.Fatalf("the real invite: %v", err)
 	}
+	// A roster of the same tree naming another owner (validly signed by that account) is refused
+	// by the device that pinned alice as the owner.
+	f.env.Client(t, "mallory")
+	mallory := captureSecrets(t, f.env, "mallory")
+	mr := &format.Roster{Tree: f.tree, Owner: mallory.account, Generation: 99, Epoch: 1,
+		Members: []format.Member{{Account: bob.account, Role: format.ShareRead, Signing: [32]byte(bobPub.Signing), KEMFingerprint: bobPub.KEMFingerprint()}}}
+	if err := mr.Sign(mallory.bundle.SigningKey()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.alice.Mkdir(ctx, "/proj/moved", false); err != nil { // the head moves: bob re-reads the roster
+		t.Fatal(err)
+	}
+	f.env.SetHook(func(req *http.Request, resp *http.Response) error {
+		if strings.HasSuffix(req.URL.Path, "/roster") && req.Method == "GET" && resp.StatusCode == 200 {
+			b, _ := testenv.ReadBody(resp)
+			var rr api.RosterResponse
+			if err := json.Unmarshal(b, &rr); err != nil {
+				return err
+			}
+			rr.Roster, rr.Owner, rr.OwnerUsername = mr.Marshal(), mallory.account, "mallory"
+			nb, _ := json.Marshal(&rr)
+			testenv.ReplaceBody(resp, nb)
+		}
+		return nil
+	})
+	expectListRefused(t, f.bob, "/proj", coffer.ErrAuth)
+	f.env.SetHook(nil)
 }
 
 func TestScenario29_StaleEpoch(t *testing.T) {
