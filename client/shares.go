@@ -339,6 +339,7 @@ func (c *Client) addMember(ctx context.Context, member *format.PublicKeys, write
 		if err != nil {
 			return false, fmt.Errorf("client: share %s: roster: %w", c.rootPath(), err)
 		}
+		st.forgetRoster()
 		return false, nil
 	}
 	return false, fmt.Errorf("client: share %s: the roster keeps changing: %w", c.rootPath(), coffer.ErrConflict)
@@ -543,6 +544,22 @@ func (c *Client) rotate(ctx context.Context, acct coffer.AccountID) (*RevokeResu
 	if m == nil || m.State != format.MemberActive {
 		return nil, fmt.Errorf("client: revoke %s: not an active member: %w", c.rootPath(), coffer.ErrNotFound)
 	}
+	// Who still takes part: members who declined or left get no new key (an invite would invite
+	// them again).
+	cur, status, err := c.fetchRoster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Generation != r.Generation {
+		st.forgetRoster()
+		return nil, errStale
+	}
+	gone := map[coffer.AccountID]bool{}
+	for _, ms := range status.Members {
+		if ms.Status == api.StatusDeclined || ms.Status == api.StatusLeft {
+			gone[ms.Account] = true
+		}
+	}
 	// Every live node, parents first, gets a fresh node key.
 	var all []walked
 	for _, top := range []*node{v.root, v.trash} {
@@ -596,7 +613,7 @@ func (c *Client) rotate(ctx context.Context, acct coffer.AccountID) (*RevokeResu
 	var invites [][]byte
 	for i := range nr.Members {
 		mm := &nr.Members[i]
-		if mm.State != format.MemberActive {
+		if mm.State != format.MemberActive || gone[mm.Account] {
 			continue
 		}
 		pk, err := c.memberKeys(ctx, mm)

@@ -283,6 +283,20 @@ func TestSharedFolderLifecycle(t *testing.T) {
 	if err := alice.LeaveShare(ctx, "/proj"); !errors.Is(err, coffer.ErrInvalid) {
 		t.Fatalf("owner leaves: %v", err)
 	}
+	// A later rotation sends no key to bob, who left (an invite would invite him again).
+	dave := env.Client(t, "dave")
+	if _, err := alice.Share(ctx, "/proj", "dave", client.ShareOptions{Unverified: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dave.AcceptShare(ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if rv, err := alice.Revoke(ctx, "/proj", "dave"); err != nil || rv.Members != 0 || rv.Seals != 0 {
+		t.Fatalf("revoke dave: %+v %v", rv, err)
+	}
+	if l, err := bob.Shares(ctx); err != nil || len(l.Incoming) != 1 || l.Incoming[0].Status != "left" {
+		t.Fatalf("bob after leaving: %+v %v", l, err)
+	}
 	l, err = alice.Shares(ctx)
 	if err != nil || len(l.Outgoing) != 1 || l.Outgoing[0].Path != "/proj" {
 		t.Fatalf("alice's shares: %+v %v", l, err)

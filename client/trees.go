@@ -61,6 +61,13 @@ func (st *sharedTree) setKey(key format.TreeKey, epoch uint32, role uint8) {
 	st.views.mu.Unlock()
 }
 
+// forgetRoster makes the next view verify the roster again (it changed without a commit).
+func (st *sharedTree) forgetRoster() {
+	st.mu.Lock()
+	st.rosterFor = [32]byte{}
+	st.mu.Unlock()
+}
+
 func (st *sharedTree) wrapKey() format.WrapKey {
 	st.mu.Lock()
 	defer st.mu.Unlock()
