@@ -165,6 +165,11 @@ func testShareMembersAccess(t *testing.T, e *env) {
 		t.Fatalf("invite roster: %v", err)
 	}
 
+	// An invitee may read the roster before accepting (to check the invite against it).
+	var rr api.RosterResponse
+	if code, ae := e.call("GET", "/v1/trees/"+tree.String()+"/roster", bob.token, nil, &rr); code != 200 || len(rr.Members) != 2 || rr.OwnerUsername != "alice" {
+		t.Fatalf("invitee roster: %d %s, %d members", code, ae.Message, len(rr.Members))
+	}
 	// Accepting needs the current epoch.
 	code, ae = e.call("POST", "/v1/invites/"+tree.String()+"/accept", bob.token, api.InviteAcceptRequest{Epoch: 2}, nil)
 	wantErr(t, code, ae, 409, api.CodeConflict)
