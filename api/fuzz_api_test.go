@@ -25,6 +25,10 @@ func wireTypes() []func() any {
 		func() any { return new(api.BlobsResponse) }, func() any { return new(api.BlobPutResponse) },
 		func() any { return new(api.ChangesResponse) }, func() any { return new(api.ChangeEvent) },
 		func() any { return new(api.UserKeysResponse) }, func() any { return new(api.UsageResponse) },
+		func() any { return new(api.ShareCreateRequest) }, func() any { return new(api.RosterResponse) },
+		func() any { return new(api.RosterUpdateRequest) }, func() any { return new(api.RosterUpdateResponse) },
+		func() any { return new(api.InvitesResponse) }, func() any { return new(api.InviteAcceptRequest) },
+		func() any { return new(api.SharesResponse) },
 	}
 }
 

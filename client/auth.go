@@ -266,13 +266,17 @@ func unlock(ctx context.Context, cfg Config, tr *transport, username, sessionID,
 	if err := st.rememberBundleGeneration(b.Generation); err != nil {
 		return nil, err
 	}
+	shares, err := newShareSet(b, cfg.StateDir, acct)
+	if err != nil {
+		return nil, err
+	}
 	tr.setToken(token)
 	signer := b.SigningKey()
 	c := &Client{
 		cfg: cfg, log: cfg.Logger, http: tr,
 		username: username, account: acct, sessionID: sessionID, mk: mk,
 		bundle: b, signer: signer, signPub: [32]byte(signer.Public().(ed25519.PublicKey)), pub: pub,
-		tree: b.Tree, treeWrap: b.TreeKey.WrapKey(), state: st,
+		tree: b.Tree, treeWrap: b.TreeKey.WrapKey(), state: st, treeCache: &treeCache{}, shares: shares,
 		batchFiles: 1000, batchEvery: 8 * time.Second,
 	}
 	if cfg.StateDir != "" {

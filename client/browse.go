@@ -30,7 +30,7 @@ func (v *view) resolve(ctx context.Context, c *Client, p string) (*located, erro
 	if err != nil {
 		return nil, err
 	}
-	loc := &located{path: "/", node: v.root, parent: v.top, chain: []*node{v.root}}
+	loc := &located{path: c.rootPath(), node: v.root, parent: v.top, chain: []*node{v.root}}
 	for _, e := range elems {
 		if !loc.node.isDir() {
 			return nil, fmt.Errorf("client: %s: %s is not a folder: %w", joinRemote(loc.path, e), loc.path, coffer.ErrNotFound)
@@ -55,8 +55,9 @@ func entryOf(p string, n *node) *Entry {
 		MTime: time.Unix(0, n.body.MTime), Mode: n.body.Mode, Version: n.rec.Version,
 	}
 	if n.body.Role == format.RoleRoot {
-		e.Name = "/"
+		e.Name = rootName(p)
 	}
+	e.Shared = n.body.Mount
 	if ct := n.body.Content; ct != nil {
 		e.Size = int64(ct.Size)
 		e.Hash = ct.Hash
@@ -81,6 +82,12 @@ func sortedByName(f *folder) []*node {
 
 // Stat returns the entry at an absolute remote path (coffer.ErrNotFound).
 func (c *Client) Stat(ctx context.Context, path string) (*Entry, error) {
+	if tc, rel, err := c.route(ctx, path, false); err != nil || tc != c {
+		if err != nil {
+			return nil, err
+		}
+		return tc.Stat(ctx, rel)
+	}
 	var e *Entry
 	err := c.withView(ctx, func(v *view) error {
 		loc, err := v.resolve(ctx, c, path)
@@ -88,6 +95,9 @@ func (c *Client) Stat(ctx context.Context, path string) (*Entry, error) {
 			return err
 		}
 		e = entryOf(loc.path, loc.node)
+		if c.share != nil && loc.node == v.root {
+			e.Shared = c.tree
+		}
 		return nil
 	})
 	return e, err
@@ -95,6 +105,12 @@ func (c *Client) Stat(ctx context.Context, path string) (*Entry, error) {
 
 // List returns a folder's children sorted by name (a file path returns that file alone).
 func (c *Client) List(ctx context.Context, path string) ([]*Entry, error) {
+	if tc, rel, err := c.route(ctx, path, false); err != nil || tc != c {
+		if err != nil {
+			return nil, err
+		}
+		return tc.List(ctx, rel)
+	}
 	var out []*Entry
 	err := c.withView(ctx, func(v *view) error {
 		out = nil
@@ -161,6 +177,12 @@ func (v *view) collect(ctx context.Context, c *Client, loc *located) ([]walked, 
 // sorted by name). The whole subtree is listed and verified at one head before fn is first
 // called. fn may return fs.SkipDir to skip a folder's descendants, or fs.SkipAll to stop.
 func (c *Client) Walk(ctx context.Context, path string, fn func(*Entry) error) error {
+	if tc, rel, err := c.route(ctx, path, false); err != nil || tc != c {
+		if err != nil {
+			return err
+		}
+		return tc.Walk(ctx, rel, fn)
+	}
 	var all []walked
 	err := c.withView(ctx, func(v *view) error {
 		loc, err := v.resolve(ctx, c, path)
@@ -183,10 +205,42 @@ func (c *Client) Walk(ctx context.Context, path string, fn func(*Entry) error) e
 		case err != nil:
 			return err
 		default:
+			if e := all[i].e; i > 0 && e.IsDir && e.Shared != (coffer.TreeID{}) {
+				if stop, err := c.walkMount(ctx, e, fn); err != nil || stop {
+					return err
+				}
+			}
 			i++
 		}
 	}
 	return nil
+}
+
+// walkMount continues a walk of the account tree into the shared folder mounted at e (its
+// entries after e itself). A mount whose folder this account can no longer read (left,
+// removed) is skipped. stop reports that fn asked to end the walk.
+func (c *Client) walkMount(ctx context.Context, e *Entry, fn func(*Entry) error) (stop bool, err error) {
+	st := c.shares.get(e.Shared)
+	if c.share != nil || st == nil {
+		return false, nil
+	}
+	first := true
+	err = c.inTree(st, e.Path).Walk(ctx, "/", func(x *Entry) error {
+		if first {
+			first = false
+			return nil
+		}
+		err := fn(x)
+		if errors.Is(err, fs.SkipAll) {
+			stop = true
+		}
+		return err
+	})
+	if errors.Is(err, coffer.ErrNotFound) || errors.Is(err, coffer.ErrForbidden) {
+		c.log.Debug("client: walk skips a shared folder this account cannot read", "err", err)
+		return false, nil
+	}
+	return stop, err
 }
 
 // Trash lists the trash, sorted by name. TrashOrigin is the folder each entry came from and Path
@@ -228,7 +282,7 @@ func (c *Client) Trash(ctx context.Context) ([]*Entry, error) {
 // verified top-down through listings. It returns "" and an error if the folder is not reachable.
 func (v *view) folderPath(ctx context.Context, c *Client, id coffer.NodeID) (string, *node, error) {
 	if id == v.root.id() {
-		return "/", v.root, nil
+		return c.rootPath(), v.root, nil
 	}
 	var chain []coffer.NodeID
 	for cur := id; ; {
@@ -248,7 +302,7 @@ func (v *view) folderPath(ctx context.Context, c *Client, id coffer.NodeID) (str
 		}
 		cur = rec.Parent
 	}
-	p, n := "/", v.root
+	p, n := c.rootPath(), v.root
 	for i := len(chain) - 1; i >= 0; i-- {
 		f, err := v.list(ctx, c, n, p)
 		if err != nil {
@@ -282,7 +336,7 @@ func (c *Client) versions(ctx context.Context, id coffer.NodeID, what string) ([
 		if err != nil {
 			return nil, fmt.Errorf("client: versions of %s: %w", what, err)
 		}
-		if r.Node != id || r.Author != c.signPub {
+		if r.Node != id || !c.authorOK(r.Author) {
 			return nil, fmt.Errorf("client: versions of %s: record of another node or author: %w", what, coffer.ErrAuth)
 		}
 		if err := r.VerifySignature(); err != nil {

@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"coffer"
@@ -89,8 +88,17 @@ type Client struct {
 	treeWrap  format.WrapKey
 	state     *stateStore
 
-	mu    sync.Mutex
-	cache *view // the last verified view of the tree (listings at one head)
+	// *treeCache (mu, cache) is the last verified view of the tree this Client value works on.
+	// A Client value works on one tree: the account tree, or (values made by inTree for paths
+	// under a mount, trees.go) one shared folder; they share everything else.
+	*treeCache
+	// share is the shared folder this value works on (nil: the account tree, or a link visit).
+	share *sharedTree
+	// base is the remote path of this tree's root folder ("/" for the account tree, the mount's
+	// path for a shared folder).
+	base string
+	// shares holds the account's shared trees (nil for link visits).
+	shares *shareSet
 
 	// Tunables (tests shrink them).
 	batchFiles int           // upload: files per commit batch
@@ -131,6 +139,9 @@ type Entry struct {
 	// Origin is set on an anonymous upload imported from an upload-only link: the link's ID
 	// (base64url, as in LinkInfo.ID). Empty for everything else.
 	Origin string
+	// Shared is set on a shared folder's mount and on the root of a shared folder (a path
+	// through the mount): the shared tree's ID.
+	Shared coffer.TreeID
 }
 
 // Progress receives transfer progress. Implementations must be safe for concurrent use.

@@ -50,7 +50,7 @@ func (t *txn) put(kind format.Kind, id coffer.NodeID, parent *node, prev *node, 
 func (c *Client) seal(kind format.Kind, id coffer.NodeID, parent *node, prev *node, nk format.NodeKey,
 	body *format.Body) (*staged, error) {
 	var parentID coffer.NodeID
-	wrap := c.treeWrap
+	wrap := c.topWrap()
 	if parent != nil {
 		parentID, wrap = parent.id(), parent.childWrap()
 	}
@@ -114,7 +114,13 @@ func blobsOf(ct *format.Content) []coffer.BlobID {
 func (c *Client) update(ctx context.Context, build func(t *txn) error) error {
 	for attempt := 0; attempt < commitRetries; attempt++ {
 		v, err := c.view(ctx)
+		if errors.Is(err, errStale) {
+			continue // a shared folder's key changed: read again
+		}
 		if err != nil {
+			return err
+		}
+		if err := c.checkWritable(); err != nil {
 			return err
 		}
 		t := &txn{c: c, v: v, fresh: map[coffer.NodeID]bool{}, nodes: map[coffer.NodeID]bool{}}
@@ -277,6 +283,7 @@ func (v *view) successor(h *format.Head, res *tree.Result, recs []*staged) *view
 	}
 	nv.top = nv.folders[coffer.NodeID{}]
 	nv.root, nv.trash = v.root, v.trash
+	nv.authorOK = v.authorOK
 	if nv.top == nil {
 		return nil // cannot happen: every view lists the top level
 	}

@@ -87,6 +87,18 @@ type dlPlan struct {
 // error wrapping coffer.ErrAuth naming the remote path; its temporary file is deleted and the
 // destination untouched. An interrupted download resumes from the verified prefix.
 func (c *Client) Download(ctx context.Context, remotes []string, local string, opts TransferOptions) (TransferResult, error) {
+	if tcs, rels, err := c.routeEach(ctx, remotes); err != nil || tcs != nil {
+		if err != nil {
+			return TransferResult{}, err
+		}
+		return downloadEach(ctx, tcs, rels, local, opts)
+	}
+	if mounts, err := c.mountsBelow(ctx, remotes, local); err != nil || len(mounts) > 0 {
+		if err != nil {
+			return TransferResult{}, err
+		}
+		return c.downloadWithMounts(ctx, remotes, local, opts, mounts)
+	}
 	var plan *dlPlan
 	err := c.withView(ctx, func(v *view) error {
 		var err error
@@ -699,6 +711,12 @@ func (d *downloader) place(f *dlFile) error {
 // Cat writes a remote file's verified plaintext to w. If verification fails midway, an error is
 // returned after at most the verified chunks were written.
 func (c *Client) Cat(ctx context.Context, p string, w io.Writer) error {
+	if tc, rel, err := c.route(ctx, p, false); err != nil || tc != c {
+		if err != nil {
+			return err
+		}
+		return tc.Cat(ctx, rel, w)
+	}
 	var n *node
 	var remote string
 	err := c.withView(ctx, func(v *view) error {

@@ -230,7 +230,7 @@ func (c *Client) fetchUnit(ctx context.Context, u *dlUnit) error {
 func (c *Client) getRange(ctx context.Context, id coffer.BlobID, off, n uint64, pool *bufPool) ([]byte, error) {
 	h := http.Header{}
 	h.Set("Range", "bytes="+strconv.FormatUint(off, 10)+"-"+strconv.FormatUint(off+n-1, 10))
-	resp, err := c.http.do(ctx, call{method: "GET", path: "/v1/blobs/" + id.String(), header: h, retry: true})
+	resp, err := c.http.do(ctx, call{method: "GET", path: c.blobPath(id), header: h, retry: true})
 	if err != nil {
 		return nil, err
 	}

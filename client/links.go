@@ -81,6 +81,12 @@ func (c *Client) CreateLink(ctx context.Context, path string, opts LinkOptions) 
 	if !opts.Expires.IsZero() && !opts.Expires.After(time.Now()) {
 		return nil, fmt.Errorf("client: link: expiry %s is in the past: %w", opts.Expires.Format(time.RFC3339), coffer.ErrInvalid)
 	}
+	if tc, _, err := c.route(ctx, path, false); err != nil || tc != c {
+		if err == nil {
+			err = fmt.Errorf("client: link %s: links into shared folders are not supported yet: %w", path, coffer.ErrInvalid)
+		}
+		return nil, err
+	}
 	var n *node
 	var remote string
 	err := c.withView(ctx, func(v *view) error {

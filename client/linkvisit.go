@@ -190,7 +190,7 @@ func OpenLink(ctx context.Context, cfg Config, url string, opts LinkOpenOptions)
 		return nil, err
 	}
 	cfg.StateDir = ""
-	l.c = &Client{cfg: cfg, log: cfg.Logger, http: tr, tree: l.fl.Tree, signPub: l.fl.Owner, state: st}
+	l.c = &Client{cfg: cfg, log: cfg.Logger, http: tr, tree: l.fl.Tree, signPub: l.fl.Owner, state: st, treeCache: &treeCache{}}
 	return l, nil
 }
 

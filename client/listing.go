@@ -225,8 +225,8 @@ func (c *Client) verifyHead(raw []byte, seen *format.Head, what string) (*format
 		if h.Tree != c.tree {
 			return nil, hash, fmt.Errorf("client: list %s: head of another tree: %w", what, coffer.ErrAuth)
 		}
-		if h.Writer != c.signPub {
-			return nil, hash, fmt.Errorf("client: list %s: head signed by a foreign key: %w", what, coffer.ErrAuth)
+		if err := c.authoriseHead(h); err != nil {
+			return nil, hash, fmt.Errorf("client: list %s: %w", what, err)
 		}
 	}
 	if err := format.CheckNotRollback(seen, h); err != nil {
@@ -254,15 +254,17 @@ func parseRecords(raw [][]byte) ([]*format.Record, []format.Entry, error) {
 }
 
 // openChildren checks and decrypts the records of folder id under wrap. writer is the head's
-// writer; every record must be authored by it and be a live folder or file whose parent is id.
-func openChildren(recs []*format.Record, ents []format.Entry, id coffer.NodeID, wrap format.WrapKey, writer [32]byte) ([]*node, error) {
+// writer; every record must be authored by it (or by a key authorOK accepts: shared folders) and
+// be a live folder or file whose parent is id.
+func openChildren(recs []*format.Record, ents []format.Entry, id coffer.NodeID, wrap format.WrapKey, writer [32]byte,
+	authorOK func([32]byte) bool) ([]*node, error) {
 	nodes := make([]*node, len(recs))
 	open := func(i int) error {
 		r := recs[i]
 		switch {
 		case r.Parent != id:
 			return fmt.Errorf("record %v is not a child of this folder: %w", r.Node, coffer.ErrAuth)
-		case r.Author != writer:
+		case r.Author != writer && (authorOK == nil || !authorOK(r.Author)):
 			return fmt.Errorf("record %v has a foreign author: %w", r.Node, coffer.ErrAuth)
 		case r.Kind != format.KindFolder && r.Kind != format.KindFile:
 			return fmt.Errorf("record %v of kind %d is not live: %w", r.Node, r.Kind, coffer.ErrAuth)
@@ -322,6 +324,9 @@ type view struct {
 
 	top         *folder
 	root, trash *node
+
+	// authorOK accepts record authors other than the head's writer (shared folders); nil: none.
+	authorOK func([32]byte) bool
 }
 
 func newView(h *format.Head, hash [32]byte, buckets *[256][32]byte) *view {
@@ -331,9 +336,15 @@ func newView(h *format.Head, hash [32]byte, buckets *[256][32]byte) *view {
 
 // view returns a view at the tree's current head, reusing the cached one if the head did not move.
 func (c *Client) view(ctx context.Context) (*view, error) {
-	const what = "top level"
+	what := "top level"
+	if c.share != nil {
+		what = "shared folder " + c.rootPath() + " (top level)"
+	}
 	raw, err := c.fetchListing(ctx, coffer.NodeID{}, what)
 	if err != nil {
+		return nil, c.noAccess(err)
+	}
+	if err := c.loadRoster(ctx, raw.headRaw); err != nil {
 		return nil, err
 	}
 	h, hash, err := c.verifyHead(raw.headRaw, raw.seen, what)
@@ -347,7 +358,8 @@ func (c *Client) view(ctx context.Context) (*view, error) {
 		return cached, nil
 	}
 	v := newView(h, hash, raw.buckets)
-	top, err := v.verifyRaw(raw, coffer.NodeID{}, c.treeWrap, true, what)
+	v.authorOK = c.authorCheck()
+	top, err := v.verifyRaw(raw, coffer.NodeID{}, c.topWrap(), true, what)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +416,7 @@ func (v *view) verifyRaw(raw *rawListing, id coffer.NodeID, wrap format.WrapKey,
 	if !decrypt {
 		return nil, nil
 	}
-	nodes, err := openChildren(recs, ents, id, wrap, v.head.Writer)
+	nodes, err := openChildren(recs, ents, id, wrap, v.head.Writer, v.authorOK)
 	if err != nil {
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
@@ -454,7 +466,9 @@ func (c *Client) withView(ctx context.Context, fn func(v *view) error) error {
 	var err error
 	for i := 0; i < staleRetries; i++ {
 		var v *view
-		if v, err = c.view(ctx); err != nil {
+		if v, err = c.view(ctx); errors.Is(err, errStale) {
+			continue // a shared folder's key changed: read again
+		} else if err != nil {
 			return err
 		}
 		if err = fn(v); !errors.Is(err, errStale) {

@@ -13,6 +13,12 @@ import (
 
 // Mkdir creates a folder; with parents, missing ancestors too and an existing folder is not an error.
 func (c *Client) Mkdir(ctx context.Context, p string, parents bool) (*Entry, error) {
+	if tc, rel, err := c.route(ctx, p, false); err != nil || tc != c {
+		if err != nil {
+			return nil, err
+		}
+		return tc.Mkdir(ctx, rel, parents)
+	}
 	elems, err := splitRemote(p)
 	if err != nil {
 		return nil, err
@@ -20,7 +26,7 @@ func (c *Client) Mkdir(ctx context.Context, p string, parents bool) (*Entry, err
 	var out *Entry
 	err = c.update(ctx, func(t *txn) error {
 		v := t.v
-		cur, curPath := v.root, "/"
+		cur, curPath := v.root, c.rootPath()
 		if len(elems) == 0 && !parents {
 			return fmt.Errorf("client: mkdir /: %w", coffer.ErrExist)
 		}
@@ -122,6 +128,12 @@ func (t *txn) relocate(ctx context.Context, n *node, dir *located, name string, 
 // existing destination is an error wrapping coffer.ErrExist; moving a folder into itself or a
 // descendant wraps coffer.ErrInvalid.
 func (c *Client) Move(ctx context.Context, src, dst string) error {
+	if tc, rs, rd, err := c.routeMove(ctx, src, dst); err != nil || tc != c {
+		if err != nil {
+			return err
+		}
+		return tc.Move(ctx, rs, rd)
+	}
 	return c.update(ctx, func(t *txn) error {
 		s, err := t.v.resolve(ctx, c, src)
 		if err != nil {
@@ -146,6 +158,12 @@ func (c *Client) Move(ctx context.Context, src, dst string) error {
 
 // Remove moves a node to the trash (the trash remembers where it came from).
 func (c *Client) Remove(ctx context.Context, p string) error {
+	if tc, rel, err := c.route(ctx, p, true); err != nil || tc != c {
+		if err != nil {
+			return err
+		}
+		return tc.Remove(ctx, rel)
+	}
 	return c.update(ctx, func(t *txn) error {
 		s, err := t.v.resolve(ctx, c, p)
 		if err != nil {
@@ -153,6 +171,9 @@ func (c *Client) Remove(ctx context.Context, p string) error {
 		}
 		if s.node == t.v.root {
 			return fmt.Errorf("client: rm /: the root cannot be removed: %w", coffer.ErrInvalid)
+		}
+		if s.node.body.Mount != (coffer.TreeID{}) {
+			return fmt.Errorf("client: rm %s: this is a shared folder: use 'share leave' (or, as its owner, 'share revoke'): %w", s.path, coffer.ErrInvalid)
 		}
 		trash := &located{path: "trash", node: t.v.trash, chain: []*node{t.v.trash}}
 		return t.relocate(ctx, s.node, trash, s.node.body.Name, s.node.rec.Parent)
@@ -209,7 +230,7 @@ func (c *Client) RestoreTrash(ctx context.Context, nameOrID, dst string) error {
 			if err != nil || n.body.TrashOrigin.IsZero() {
 				return fmt.Errorf("client: restore %q: its original folder no longer exists, give a destination: %w", name, coffer.ErrNotFound)
 			}
-			loc, err := t.v.resolve(ctx, c, p)
+			loc, err := t.v.resolve(ctx, c, c.relPath(p))
 			if err != nil {
 				return err
 			}
@@ -269,12 +290,16 @@ func (c *Client) fileVersions(ctx context.Context, v *view, p string) (*located,
 		return nil, nil, nil, fmt.Errorf("client: versions of %s: the newest served version is not the current record: %w", loc.path, coffer.ErrAuth)
 	}
 	bodies := make([]*format.Body, len(recs))
+	key := loc.node.key
 	for i, r := range recs {
 		if r.Kind != loc.node.rec.Kind {
 			return nil, nil, nil, fmt.Errorf("client: versions of %s: version %d has another kind: %w", loc.path, r.Version, coffer.ErrAuth)
 		}
-		if bodies[i], err = r.OpenBody(loc.node.key); err != nil {
+		if bodies[i], err = r.OpenBody(key); err != nil {
 			return nil, nil, nil, fmt.Errorf("client: versions of %s: %w", loc.path, err)
+		}
+		if pk := bodies[i].PreviousKey; pk != nil {
+			key = *pk // a key rotation: older versions are under the previous node key
 		}
 	}
 	return loc, recs, bodies, nil
@@ -282,6 +307,12 @@ func (c *Client) fileVersions(ctx context.Context, v *view, p string) (*located,
 
 // Versions lists a file's versions, newest first (verified signatures and prev-hash chain).
 func (c *Client) Versions(ctx context.Context, p string) ([]Version, error) {
+	if tc, rel, err := c.route(ctx, p, false); err != nil || tc != c {
+		if err != nil {
+			return nil, err
+		}
+		return tc.Versions(ctx, rel)
+	}
 	var out []Version
 	err := c.withView(ctx, func(v *view) error {
 		_, recs, bodies, err := c.fileVersions(ctx, v, p)
@@ -303,6 +334,12 @@ func (c *Client) Versions(ctx context.Context, p string) ([]Version, error) {
 // RestoreVersion makes an older version current again (as a new version). The name and place
 // stay as they are; content, mtime and mode come from the old version.
 func (c *Client) RestoreVersion(ctx context.Context, p string, version uint64) error {
+	if tc, rel, err := c.route(ctx, p, false); err != nil || tc != c {
+		if err != nil {
+			return err
+		}
+		return tc.RestoreVersion(ctx, rel, version)
+	}
 	return c.update(ctx, func(t *txn) error {
 		loc, recs, bodies, err := c.fileVersions(ctx, t.v, p)
 		if err != nil {

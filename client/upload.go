@@ -82,6 +82,12 @@ type uploader struct {
 // stays around Parallel × 2 × 4 MiB whatever the file sizes. Files over 4 MiB are journaled in
 // StateDir, so re-running an interrupted upload reuses the packs already stored.
 func (c *Client) Upload(ctx context.Context, locals []string, remote string, opts TransferOptions) (TransferResult, error) {
+	if tc, rel, err := c.routeWrite(ctx, remote); err != nil || tc != c {
+		if err != nil {
+			return TransferResult{}, err
+		}
+		return tc.Upload(ctx, locals, rel, opts)
+	}
 	var plan *upPlan
 	err := c.withView(ctx, func(v *view) error {
 		var err error
@@ -494,7 +500,7 @@ func (c *Client) presentBlobs(ctx context.Context, packs map[uint64]journalPack)
 		req.Blobs = append(req.Blobs, p.blob)
 	}
 	var resp api.BlobsResponse
-	if err := c.http.json(ctx, "POST", "/v1/blobs/check", &req, &resp, true, false); err != nil {
+	if err := c.http.json(ctx, "POST", c.blobCheckPath(), &req, &resp, true, false); err != nil {
 		return nil, fmt.Errorf("client: upload: check blobs: %w", err)
 	}
 	for _, b := range resp.Present {

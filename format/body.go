@@ -20,6 +20,12 @@ type Body struct {
 	// Origin is the upload-only link a file arrived through (an anonymous upload imported by the
 	// owner); zero for everything else.
 	Origin LinkID
+	// Mount, on a folder, names the shared tree whose root folder this folder shows; such a
+	// folder has no children in its own tree. Zero for an ordinary node.
+	Mount coffer.TreeID
+	// PreviousKey is the node's previous node key when this version's key differs from the
+	// previous version's (key rotation), so holders of the new key can read older versions.
+	PreviousKey *NodeKey
 }
 
 // Content describes one version of a file's content.
@@ -57,7 +63,11 @@ const (
 	bodyTagRole    = 4
 	bodyTagTrash   = 5
 	bodyTagContent = 6
+	bodyTagMount   = 7
+	bodyTagPrevKey = 8
 	bodyTagOrigin  = 9
+	// bodyTagMax is the highest tag this version knows.
+	bodyTagMax = bodyTagOrigin
 )
 
 const (
@@ -115,6 +125,10 @@ func (b *Body) checkKind(kind Kind, parent coffer.NodeID, object string) error {
 		return corruptErr(object, "content", "present in a folder")
 	case b.Role != RoleNone && (kind != KindFolder || !parent.IsZero()):
 		return corruptErr(object, "role", "only a top-level folder has a role")
+	case b.Mount != (coffer.TreeID{}) && kind != KindFolder:
+		return corruptErr(object, "mount", "only a folder is a mount")
+	case b.Mount != (coffer.TreeID{}) && b.Role != RoleNone:
+		return corruptErr(object, "mount", "a root or trash folder is not a mount")
 	}
 	return nil
 }
@@ -133,6 +147,12 @@ func marshalBody(b *Body) []byte {
 	}
 	if c := b.Content; c != nil {
 		out = appendTLV(out, bodyTagContent, marshalContent(c))
+	}
+	if b.Mount != (coffer.TreeID{}) {
+		out = appendTLV(out, bodyTagMount, b.Mount[:])
+	}
+	if b.PreviousKey != nil {
+		out = appendTLV(out, bodyTagPrevKey, b.PreviousKey[:])
 	}
 	if b.Origin != (LinkID{}) {
 		out = appendTLV(out, bodyTagOrigin, b.Origin[:])
@@ -179,12 +199,12 @@ func validateBody(b *Body, object string) error {
 // parseBody parses a body TLV plaintext and checks its intrinsic rules (name, role value,
 // content structure and commitment). Kind-dependent rules are Body.checkKind.
 func parseBody(pt []byte, object string) (*Body, error) {
-	items, err := parseTLV(pt, object, bodyTagOrigin)
+	items, err := parseTLV(pt, object, bodyTagMax)
 	if err != nil {
 		return nil, err
 	}
 	b := &Body{}
-	var seen [bodyTagOrigin + 1]bool
+	var seen [bodyTagMax + 1]bool
 	wantLen := func(it tlv, n int, field string) error {
 		if len(it.value) != n {
 			return corruptErr(object, field, fmt.Sprintf("length %d, want %d", len(it.value), n))
@@ -231,6 +251,20 @@ func parseBody(pt []byte, object string) (*Body, error) {
 				return nil, err
 			}
 			b.Content = c
+		case bodyTagMount:
+			if err := wantLen(it, 16, "mount"); err != nil {
+				return nil, err
+			}
+			b.Mount = coffer.TreeID(it.value)
+			if b.Mount == (coffer.TreeID{}) {
+				return nil, corruptErr(object, "mount", "zero (omit the tag instead)")
+			}
+		case bodyTagPrevKey:
+			if err := wantLen(it, 32, "previous key"); err != nil {
+				return nil, err
+			}
+			k := NodeKey(it.value)
+			b.PreviousKey = &k
 		case bodyTagOrigin:
 			if err := wantLen(it, 16, "origin"); err != nil {
 				return nil, err

@@ -24,12 +24,17 @@ const (
 	ShareWrite uint8 = 2
 )
 
-// ShareKey is a tree key the account holds for a tree it does not own (issue 4).
+// ShareKey is the key of a shared tree the account holds: a tree it was invited to (Role as in
+// the invite) or one it owns (Role ShareWrite).
 type ShareKey struct {
-	Tree coffer.TreeID
-	Key  TreeKey
-	Role uint8 // ShareRead or ShareWrite
+	Tree  coffer.TreeID
+	Key   TreeKey
+	Role  uint8  // ShareRead or ShareWrite
+	Epoch uint32 // the key's generation (>= 1), as in the roster and the invite
 }
+
+// shareEntryLen is the length of one bundle share entry: tree[16] | key[32] | role u8 | epoch u32.
+const shareEntryLen = 16 + 32 + 1 + 4
 
 // Bundle is the account's private key material, AEAD-sealed under a key derived from the master key.
 type Bundle struct {
@@ -66,7 +71,7 @@ func newBundle(rng io.Reader, acct coffer.AccountID) *Bundle {
 
 // Seal encrypts the bundle under mk: "CFB1" | account[16] | generation u64 | nonce[12] | ct,
 // AAD = the 28-byte header. It panics if the bundle breaks a rule ParseBundle enforces
-// (generation 0, unsorted or duplicate shares, unknown role).
+// (generation 0, unsorted or duplicate shares, unknown role, zero epoch).
 func (b *Bundle) Seal(mk MasterKey) []byte { return b.seal(rand.Reader, mk) }
 
 func (b *Bundle) seal(rng io.Reader, mk MasterKey) []byte {
@@ -93,6 +98,9 @@ func (b *Bundle) validate() error {
 		if s.Role != ShareRead && s.Role != ShareWrite {
 			return corruptErr("bundle", "shares", fmt.Sprintf("share %d: unknown role %d", i, s.Role))
 		}
+		if s.Epoch == 0 {
+			return corruptErr("bundle", "shares", fmt.Sprintf("share %d: epoch zero", i))
+		}
 		if i > 0 && bytes.Compare(b.Shares[i-1].Tree[:], s.Tree[:]) >= 0 {
 			return corruptErr("bundle", "shares", "not sorted by tree or duplicate tree")
 		}
@@ -106,11 +114,12 @@ func (b *Bundle) marshalPlain() []byte {
 	out = appendTLV(out, bundleTagKEM, b.KEMSeed[:])
 	out = appendTLV(out, bundleTagTree, append(append([]byte{}, b.Tree[:]...), b.TreeKey[:]...))
 	if len(b.Shares) > 0 {
-		v := make([]byte, 0, 49*len(b.Shares))
+		v := make([]byte, 0, shareEntryLen*len(b.Shares))
 		for _, s := range b.Shares {
 			v = append(v, s.Tree[:]...)
 			v = append(v, s.Key[:]...)
 			v = append(v, s.Role)
+			v = binary.BigEndian.AppendUint32(v, s.Epoch)
 		}
 		out = appendTLV(out, bundleTagShares, v)
 	}
@@ -144,14 +153,15 @@ func parseBundlePlain(b *Bundle, pt []byte) error {
 			copy(b.Tree[:], it.value[:16])
 			copy(b.TreeKey[:], it.value[16:])
 		case bundleTagShares:
-			if len(it.value) == 0 || len(it.value)%49 != 0 {
-				return corruptErr(obj, "shares", fmt.Sprintf("length %d is not a positive multiple of 49", len(it.value)))
+			if len(it.value) == 0 || len(it.value)%shareEntryLen != 0 {
+				return corruptErr(obj, "shares", fmt.Sprintf("length %d is not a positive multiple of %d", len(it.value), shareEntryLen))
 			}
-			for v := it.value; len(v) > 0; v = v[49:] {
+			for v := it.value; len(v) > 0; v = v[shareEntryLen:] {
 				var s ShareKey
 				copy(s.Tree[:], v[:16])
 				copy(s.Key[:], v[16:48])
 				s.Role = v[48]
+				s.Epoch = binary.BigEndian.Uint32(v[49:53])
 				b.Shares = append(b.Shares, s)
 			}
 		}

@@ -13,8 +13,8 @@ import (
 func testBundle(seed byte) *Bundle {
 	b := newBundle(testRand(seed), coffer.AccountID(id16(seed)))
 	b.Shares = []ShareKey{
-		{Tree: coffer.TreeID(id16(1)), Key: TreeKey(id32(2)), Role: ShareRead},
-		{Tree: coffer.TreeID(id16(3)), Key: TreeKey(id32(4)), Role: ShareWrite},
+		{Tree: coffer.TreeID(id16(1)), Key: TreeKey(id32(2)), Role: ShareRead, Epoch: 1},
+		{Tree: coffer.TreeID(id16(3)), Key: TreeKey(id32(4)), Role: ShareWrite, Epoch: 7},
 	}
 	return b
 }
@@ -63,7 +63,7 @@ func TestBundlePlaintextRules(t *testing.T) {
 	tree := appendTLV(nil, 3, append(b.Tree[:], b.TreeKey[:]...))
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	share := func(tr byte, role byte) []byte {
-		return append(append(bytes.Repeat([]byte{tr}, 16), bytes.Repeat([]byte{7}, 32)...), role)
+		return append(append(bytes.Repeat([]byte{tr}, 16), bytes.Repeat([]byte{7}, 32)...), role, 0, 0, 0, 1)
 	}
 	cases := map[string][]byte{
 		"not strictly increasing": cat(kem, seed, tree),
@@ -77,6 +77,8 @@ func TestBundlePlaintextRules(t *testing.T) {
 		"not sorted":              cat(seed, kem, tree, appendTLV(nil, 4, append(share(2, 1), share(1, 1)...))),
 		"duplicate":               cat(seed, kem, tree, appendTLV(nil, 4, append(share(2, 1), share(2, 2)...))),
 		"unknown role":            cat(seed, kem, tree, appendTLV(nil, 4, share(2, 3))),
+		"epoch zero":              cat(seed, kem, tree, appendTLV(nil, 4, append(share(2, 1)[:49], 0, 0, 0, 0))),
+		"multiple of 53":          cat(seed, kem, tree, appendTLV(nil, 4, share(2, 1)[:49])),
 		"truncated item header":   cat(seed, kem, tree, []byte{4, 0}),
 		"exceeds remaining":       cat(seed, kem, tree, []byte{4, 0, 0, 0, 49}),
 	}

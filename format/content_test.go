@@ -125,7 +125,10 @@ func TestBodyTLV(t *testing.T) {
 	cases := map[string][]byte{
 		"not strictly increasing": cat(mtime, name, mode),
 		"tlv tag 1":               cat(name, name, mtime, mode),
-		"unknown tag":             cat(name, mtime, mode, appendTLV(nil, 7, nil)),
+		"unknown tag":             cat(name, mtime, mode, appendTLV(nil, 10, nil)),
+		"mount: length":           cat(name, mtime, mode, appendTLV(nil, 7, nil)),
+		"mount: zero":             cat(name, mtime, mode, appendTLV(nil, 7, make([]byte, 16))),
+		"previous key: length":    cat(name, mtime, mode, appendTLV(nil, 8, make([]byte, 31))),
 		"required tag missing":    cat(name, mode),
 		"name":                    cat(appendTLV(nil, 1, []byte("a/b")), mtime, mode),
 		"mtime":                   cat(name, appendTLV(nil, 2, make([]byte, 7)), mode),

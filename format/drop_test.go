@@ -128,7 +128,7 @@ func TestBodyOrigin(t *testing.T) {
 	bad := appendTLV(marshalBody(&Body{Name: "x", MTime: 1, Mode: 0o644}), bodyTagOrigin, make([]byte, 16))
 	_, err = parseBody(bad, "body")
 	wantErr(t, err, coffer.ErrCorrupt, "origin")
-	unknown := appendTLV(marshalBody(&Body{Name: "x", MTime: 1, Mode: 0o644}), 8, []byte{1})
+	unknown := appendTLV(marshalBody(&Body{Name: "x", MTime: 1, Mode: 0o644}), bodyTagMax+1, []byte{1})
 	_, err = parseBody(unknown, "body")
 	wantErr(t, err, coffer.ErrCorrupt, "unknown tag")
 }

@@ -84,6 +84,7 @@ func FuzzBodyTLV(f *testing.F) {
 		{Name: "Documents", MTime: -1, Role: RoleRoot, TrashOrigin: coffer.NodeID{0: 1}},
 		{Name: "f", Content: testContent(ck, 0, DefaultChunkSize)},
 		{Name: "g", Content: testContent(ck, 200000, 1<<16)},
+		{Name: "m", Mount: coffer.TreeID{1}, PreviousKey: &NodeKey{2}},
 	} {
 		f.Add(marshalBody(b))
 	}

@@ -175,7 +175,7 @@ func (s *vectorSet) bundles() {
 	acct := coffer.AccountID(random16(rng))
 	mk := MasterKey(random32(rng))
 	b := newBundle(rng, acct)
-	b.Shares = []ShareKey{{Tree: coffer.TreeID{0: 1}, Key: TreeKey(random32(rng)), Role: ShareRead}, {Tree: coffer.TreeID{0: 2}, Key: TreeKey(random32(rng)), Role: ShareWrite}}
+	b.Shares = []ShareKey{{Tree: coffer.TreeID{0: 1}, Key: TreeKey(random32(rng)), Role: ShareRead, Epoch: 1}, {Tree: coffer.TreeID{0: 2}, Key: TreeKey(random32(rng)), Role: ShareWrite, Epoch: 3}}
 	sealed := b.seal(rng, mk)
 	pub := b.PublicKeys("alice")
 	common := []string{"master key", hx(mk[:]), "account", hx(acct[:])}
@@ -260,7 +260,7 @@ func (s *vectorSet) records() {
 	badCommit := *content
 	badCommit.Commitment[0] ^= 1
 	bodyVec("record_bad_commitment", ExpectAuth, "content key commitment does not match the key", marshalBody(&Body{Name: "a", Content: &badCommit}))
-	bodyVec("record_body_unknown_tag", ExpectParse, "body TLV has tag 7", appendTLV(bytes.Clone(good), 7, nil))
+	bodyVec("record_body_unknown_tag", ExpectParse, "body TLV has tag 10", appendTLV(bytes.Clone(good), 10, nil))
 	name := appendTLV(nil, 1, []byte("a"))
 	bodyVec("record_body_unsorted_tags", ExpectParse, "body TLV tag 2 before tag 1", append(appendTLV(nil, 2, make([]byte, 8)), name...))
 	bodyVec("record_body_duplicate_tag", ExpectParse, "body TLV tag 1 twice", append(bytes.Clone(name), good...))
@@ -268,6 +268,20 @@ func (s *vectorSet) records() {
 		bodyVec(fmt.Sprintf("record_bad_name_%d", i+1), ExpectParse, fmt.Sprintf("name %q", bad), marshalBody(&Body{Name: bad, Content: content}))
 	}
 	bodyVec("record_file_without_content", ExpectParse, "file body without tag 6", marshalBody(&Body{Name: "a"}))
+	bodyVec("record_file_mount", ExpectParse, "file body with a mount (tag 7)", marshalBody(&Body{Name: "a", Content: content, Mount: coffer.TreeID{0: 5}}))
+
+	// A mount folder (tag 7) whose key was rotated (tag 8 = the previous node key).
+	mk, oldKey := NodeKey(random32(rng)), NodeKey(random32(rng))
+	mountID := coffer.NodeID(random16(rng))
+	mountBody := &Body{Name: "Shared", MTime: 1767225600000000000, Mode: 0o755, Mount: coffer.TreeID(random16(rng)), PreviousKey: &oldKey}
+	mount, _ := sealRecord(rng, KindFolder, mountID, folderID, 2, sha256.Sum256([]byte("v1")), mk, fk.WrapKey(), mountBody, signer)
+	mh := mount.Hash()
+	s.add("record_mount", ExpectSuccess, "record", "folder v2 mounting a shared tree (tag 7), with its previous node key (tag 8)", mount.Marshal(),
+		"parent node key", hx(fk[:]), "node key", hx(mk[:]), "name", mountBody.Name, "mount", hx(mountBody.Mount[:]),
+		"previous key", hx(oldKey[:]), "body sha256", hx(sha(marshalBody(mountBody))), "hash", hx(mh[:]))
+	zm := &Record{Kind: KindFolder, Node: mountID, Parent: folderID, Version: 1}
+	sealRecordPlain(rng, zm, mk, fk.WrapKey(), append(marshalBody(&Body{Name: "a"}), appendTLV(nil, bodyTagMount, make([]byte, 16))...), signer)
+	s.add("record_mount_zero", ExpectParse, "record", "folder body with a zero mount tree", zm.Marshal(), keys...)
 }
 
 func (s *vectorSet) heads() {
@@ -396,5 +410,45 @@ func (s *vectorSet) sharing() error {
 	forged.Sealed = flip(inv.Sealed, 1150)
 	forged.sign(alice.SigningKey())
 	s.add("invite_bad_ciphertext", ExpectAuth, "invite", "HPKE ciphertext bit flipped, re-signed", forged.Marshal(), fields...)
+	s.rosters()
 	return nil
+}
+
+func (s *vectorSet) rosters() {
+	rng := vecRand("roster")
+	owner := newBundle(rng, coffer.AccountID(random16(rng)))
+	bob, carol := newBundle(rng, coffer.AccountID{0: 0x10, 15: 1}), newBundle(rng, coffer.AccountID{0: 0x20, 15: 2})
+	member := func(b *Bundle, role, state uint8, until uint64) Member {
+		p := b.PublicKeys("m")
+		return Member{Account: b.Account, Role: role, State: state, Until: until, Signing: [32]byte(p.Signing), KEMFingerprint: p.KEMFingerprint()}
+	}
+	r := &Roster{Tree: coffer.TreeID(random16(rng)), Owner: owner.Account, Generation: 3, Epoch: 2,
+		Members: []Member{member(bob, ShareRead, MemberActive, 0), member(carol, ShareWrite, MemberRemoved, 17)}}
+	_ = r.Sign(owner.SigningKey())
+	raw := r.Marshal()
+	okey := owner.SigningKey().Public().(ed25519.PublicKey)
+	s.add("roster", ExpectSuccess, "roster", "generation 3, epoch 2; bob reads, carol (writer) removed after head version 17", raw,
+		"owner public", hx(okey), "generation", "3", "epoch", "2", "members", "2")
+	s.add("roster_bad_signature", ExpectAuth, "roster", "generation changed, not re-signed", flip(raw, 43), "owner public", hx(okey))
+	other := ed25519.NewKeyFromSeed(func() []byte { k := random32(rng); return k[:] }())
+	forged := *r
+	_ = forged.Sign(other)
+	s.add("roster_wrong_owner_key", ExpectAuth, "roster", "validly signed by a key that is not the owner's", forged.Marshal(), "owner public", hx(okey))
+	resign := func(mut func(*Roster)) []byte {
+		c := *r
+		c.Members = append([]Member(nil), r.Members...)
+		mut(&c)
+		copy(c.OwnerKey[:], okey)
+		copy(c.Sig[:], ed25519.Sign(owner.SigningKey(), domain("coffer/v1 roster", c.signedPart())))
+		return c.Marshal()
+	}
+	s.add("roster_unsorted", ExpectParse, "roster", "members not sorted by account (re-signed)",
+		resign(func(c *Roster) { c.Members[0], c.Members[1] = c.Members[1], c.Members[0] }), "owner public", hx(okey))
+	s.add("roster_owner_member", ExpectParse, "roster", "the owner listed as a member (re-signed)",
+		resign(func(c *Roster) { c.Members = []Member{member(owner, ShareWrite, MemberActive, 0)} }), "owner public", hx(okey))
+	s.add("roster_active_until", ExpectParse, "roster", "active member with non-zero until (re-signed)",
+		resign(func(c *Roster) { c.Members[0].Until = 5 }), "owner public", hx(okey))
+	s.add("roster_bad_role", ExpectParse, "roster", "member role 3 (re-signed)",
+		resign(func(c *Roster) { c.Members[0].Role = 3 }), "owner public", hx(okey))
+	s.add("roster_truncated", ExpectParse, "roster", "last byte missing", raw[:len(raw)-1], "owner public", hx(okey))
 }

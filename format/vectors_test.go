@@ -196,6 +196,16 @@ func checkVector(v *Vector) error {
 		return checkLinkVector(v)
 	case "drop":
 		return checkDropVector(v)
+	case "roster":
+		r, err := ParseRoster(v.Data)
+		if err != nil {
+			return err
+		}
+		if err := r.CheckOwner(r.Owner, hexField(v, "owner public")); err != nil {
+			return err
+		}
+		return errors.Join(expectStr(v, "generation", strconv.FormatUint(r.Generation, 10)), expectStr(v, "epoch", strconv.FormatUint(uint64(r.Epoch), 10)),
+			expectStr(v, "members", strconv.Itoa(len(r.Members))), reencode(v, r.Marshal()))
 	case "invite":
 		inv, err := ParseInvite(v.Data)
 		if err != nil {
@@ -279,8 +289,15 @@ func checkRecordVector(v *Vector) error {
 			return err
 		}
 	}
+	var mount, prevKey []byte
+	if b.Mount != (coffer.TreeID{}) {
+		mount = b.Mount[:]
+	}
+	if b.PreviousKey != nil {
+		prevKey = b.PreviousKey[:]
+	}
 	return errors.Join(expectEq(v, "node key", nk[:]), expectStr(v, "name", b.Name), expectEq(v, "content key", ck),
-		expectEq(v, "body sha256", sha(marshalBody(b))))
+		expectEq(v, "mount", mount), expectEq(v, "previous key", prevKey), expectEq(v, "body sha256", sha(marshalBody(b))))
 }
 
 func checkStateVector(v *Vector) error {

@@ -130,6 +130,9 @@ func (a *app) rootCommand() *cobra.Command {
 		root.AddCommand(c)
 	}
 	a.addLinkCommands(root) // link.go: `coffer link` and `coffer contact`, link URLs for get/ls/cat
+	share := a.shareCmd()   // share.go: shared folders
+	share.GroupID = "files"
+	root.AddCommand(share)
 	wrapArgs(root)
 	return root
 }

@@ -8,11 +8,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"coffer"
 	"coffer/client"
 )
 
 func (a *app) trashCmd() *cobra.Command {
 	var asJSON bool
+	var shared string
 	ls := &cobra.Command{
 		Use:     "ls",
 		Short:   "List the trash",
@@ -23,7 +25,12 @@ func (a *app) trashCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			es, err := c.Trash(cmd.Context())
+			var es []*client.Entry
+			if shared != "" {
+				es, err = c.TrashIn(cmd.Context(), shared)
+			} else {
+				es, err = c.Trash(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
@@ -58,6 +65,9 @@ by 'coffer trash ls' (use the ID shown there when several trashed entries share 
 			if err != nil {
 				return err
 			}
+			if shared != "" {
+				return c.RestoreTrashIn(cmd.Context(), shared, args[0], dst)
+			}
 			return c.RestoreTrash(cmd.Context(), args[0], dst)
 		},
 	}
@@ -71,7 +81,12 @@ by 'coffer trash ls' (use the ID shown there when several trashed entries share 
 			if err != nil {
 				return err
 			}
-			n, err := c.EmptyTrash(cmd.Context())
+			var n int
+			if shared != "" {
+				n, err = c.EmptyTrashIn(cmd.Context(), shared)
+			} else {
+				n, err = c.EmptyTrash(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
@@ -80,12 +95,15 @@ by 'coffer trash ls' (use the ID shown there when several trashed entries share 
 		},
 	}
 	c := &cobra.Command{
-		Use:     "trash",
-		Short:   "List, restore or empty the trash",
-		Example: "  coffer trash ls\n  coffer trash restore NAME [DST]\n  coffer trash empty",
+		Use:   "trash",
+		Short: "List, restore or empty the trash",
+		Long: `List, restore or empty the trash. A shared folder has a trash of its own (what its members
+removed there): select it with --shared PATH (any path in the shared folder).`,
+		Example: "  coffer trash ls\n  coffer trash restore NAME [DST]\n  coffer trash empty\n  coffer trash ls --shared /projects",
 		Args:    cobra.NoArgs,
 		RunE:    groupHelp,
 	}
+	c.PersistentFlags().StringVar(&shared, "shared", "", "the trash of the shared folder holding this path")
 	c.AddCommand(ls, restore, empty)
 	return c
 }
@@ -191,11 +209,14 @@ func (a *app) duCmd() *cobra.Command {
 				return err
 			}
 			var bytes int64
-			var files, folders int
+			var files, folders, mounts int
 			if err := c.Walk(cmd.Context(), p, func(e *client.Entry) error {
 				if e.IsDir {
 					if e.Path != p {
 						folders++
+					}
+					if e.Shared != (coffer.TreeID{}) && e.Path != p {
+						mounts++
 					}
 				} else {
 					files++
@@ -205,10 +226,26 @@ func (a *app) duCmd() *cobra.Command {
 			}); err != nil {
 				return err
 			}
+			// Quota attribution: content in a shared folder counts against its owner.
+			sh, err := c.ShareOf(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			owner := c.Whoami().Username
+			if sh != nil && sh.Owner != "" {
+				owner = sh.Owner
+			}
 			if asJSON {
-				return a.printJSON(map[string]any{"path": p, "bytes": bytes, "files": files, "folders": folders})
+				return a.printJSON(map[string]any{"path": p, "bytes": bytes, "files": files, "folders": folders,
+					"quota_of": owner, "shared_folders": mounts})
 			}
 			fmt.Fprintf(a.stdout, "%s\t%d bytes, %s, %s\t%s\n", humanSize(bytes), bytes, plural(files, "file"), plural(folders, "folder"), p)
+			if sh != nil {
+				a.info("%s is in the shared folder %s: its content counts against %s's quota.", p, sh.Mount, owner)
+			}
+			if mounts > 0 {
+				a.info("Includes %s below %s: their content counts against their owners' quotas.", plural(mounts, "shared folder"), p)
+			}
 			return nil
 		},
 	}
@@ -235,6 +272,9 @@ func (a *app) quotaCmd() *cobra.Command {
 			}
 			if asJSON {
 				return a.printJSON(map[string]int64{"used": u.Used, "quota": u.Quota, "blobs": u.Blobs})
+			}
+			if c.HasShares() {
+				defer a.info("Content of the shared folders you own counts here, whoever uploaded it; folders shared with you count against their owners.")
 			}
 			if u.Quota <= 0 {
 				fmt.Fprintf(a.stdout, "used %s (%d bytes in %d blobs), no quota\n", humanSize(u.Used), u.Used, u.Blobs)

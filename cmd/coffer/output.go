@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"coffer"
 	"coffer/client"
 )
 
@@ -33,6 +34,7 @@ type entryJSON struct {
 	SHA256      string    `json:"sha256,omitempty"` // files: plaintext SHA-256, hex
 	TrashOrigin string    `json:"trash_origin,omitempty"`
 	Origin      string    `json:"origin_link,omitempty"` // anonymous uploads: the upload-only link's ID
+	Shared      string    `json:"shared,omitempty"`      // a shared folder (mount or root): its ID
 }
 
 func toJSON(e *client.Entry) entryJSON {
@@ -40,6 +42,9 @@ func toJSON(e *client.Entry) entryJSON {
 		Path: e.Path, Name: e.Name, Type: "file", ID: e.ID.String(), Size: e.Size,
 		MTime: e.MTime.UTC(), Mode: fmt.Sprintf("%04o", e.Mode&0o7777), Version: e.Version,
 		TrashOrigin: e.TrashOrigin, Origin: e.Origin,
+	}
+	if e.Shared != (coffer.TreeID{}) {
+		j.Shared = e.Shared.String()
 	}
 	if e.IsDir {
 		j.Type = "folder"

@@ -433,10 +433,10 @@ func (emptySource) Buckets() (*[256][32]byte, error)               { return new(
 
 // ---- access and the commit endpoint ----
 
-// treeAccess is the ONE place that decides whether a session may use a tree (shared trees will
-// extend it). It returns the tree's current head. Trees of other accounts look absent.
+// treeAccess is the ONE place that decides whether a session may use a tree: its owner may read
+// and write it; others only a shared tree they are an accepted member of (shareAccess). It
+// returns the tree's current head. Trees the caller may not read look absent.
 func (s *Server) treeAccess(ctx context.Context, sess *metastore.Session, id coffer.TreeID, write bool) (*metastore.Head, error) {
-	_ = write // owners may read and write; roles come with shared trees
 	h, err := s.meta.Head(ctx, id)
 	if errors.Is(err, coffer.ErrNotFound) {
 		return nil, errNotFound("tree")
@@ -445,7 +445,9 @@ func (s *Server) treeAccess(ctx context.Context, sess *metastore.Session, id cof
 		return nil, internalError("tree head", err)
 	}
 	if h.Owner != sess.Account {
-		return nil, errNotFound("tree")
+		if err := s.shareAccess(ctx, sess, &h, write); err != nil {
+			return nil, err
+		}
 	}
 	return &h, nil
 }
@@ -480,7 +482,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 	if req.BaseVersion != h.Version {
 		return conflictError(h)
 	}
-	writer, err := s.signingKey(ctx, h.Owner)
+	writer, err := s.commitWriter(ctx, sess, h)
 	if err != nil {
 		return err
 	}
@@ -495,7 +497,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 	if err != nil {
 		return err
 	}
-	seq, err := s.meta.Commit(ctx, *c)
+	notices, err := s.storeCommit(ctx, c)
 	switch {
 	case errors.Is(err, coffer.ErrConflict):
 		cur, herr := s.meta.Head(ctx, id)
@@ -509,7 +511,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 		return internalError("commit", err)
 	}
 	s.metrics.commits.Add(1)
-	s.publish(ctx, h.Owner, seq)
+	seq := s.publishAll(ctx, notices, sess.Account)
 	writeJSON(w, http.StatusOK, api.CommitResponse{Seq: seq, Version: c.Version})
 	return nil
 }

@@ -90,6 +90,26 @@ func FuzzHandlers(f *testing.F) {
 		f.Fatal(err)
 	}
 	c2.List(ctx, "/")
+	// A shared folder: share /dir with a second account (which accepts), list, revoke.
+	cfg2 := env.Config(f.TempDir())
+	cfg2.Server = env.URL
+	cfg2.HTTPClient = &http.Client{Transport: &capture{}}
+	peer, err := client.Signup(ctx, cfg2, client.SignupOptions{Username: "fuzzpeer", Password: []byte("peer password"), Device: "p"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sh, err := c2.Share(ctx, "/dir", "fuzzpeer", client.ShareOptions{Write: true, Unverified: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := peer.AcceptShare(ctx, sh.Tree.String(), ""); err != nil {
+		f.Fatal(err)
+	}
+	c2.Shares(ctx)
+	c2.List(ctx, "/dir")
+	if _, err := c2.Revoke(ctx, "/dir", "fuzzpeer"); err != nil {
+		f.Fatal(err)
+	}
 	cp.mu.Lock()
 	token := cp.token
 	seeds := append([]seedReq(nil), cp.reqs...)
@@ -109,6 +129,8 @@ func FuzzHandlers(f *testing.F) {
 	}
 	f.Add(uint8(1), "/v1/trees/zz/commit", []byte(`{"base_version":1,"head":"AAAA","records":[{"record":"AAAA","blobs":["00"]}]}`), true)
 	f.Add(uint8(0), "/v1/blobs/"+strings.Repeat("0", 64), []byte(nil), true)
+	f.Add(uint8(1), "/v1/invites/"+strings.Repeat("0", 32)+"/accept", []byte(`{"epoch":1}`), true)
+	f.Add(uint8(1), "/v1/trees", []byte(`{"tree":"`+strings.Repeat("0", 32)+`","roster":"Q0ZNMQ==","commit":{"base_version":0,"head":"","records":[]},"invites":["AA=="]}`), true)
 	h := env.Server.Handler()
 	f.Fuzz(func(t *testing.T, method uint8, path string, body []byte, auth bool) {
 		if !strings.HasPrefix(path, "/") || strings.Contains(path, "/changes/stream") || strings.Contains(path, "logout") {

@@ -37,6 +37,7 @@ type TableCopier interface {
 var MigrateTables = []string{
 	"accounts", "usage", "invites", "trees", "nodes", "history",
 	"blobs", "node_blobs", "folders", "changes", "account_seq", "links", "drops", "drop_blobs",
+	"rosters", "members",
 }
 
 // migrateBatch is the number of rows per import transaction.

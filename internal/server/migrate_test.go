@@ -44,6 +44,7 @@ func fillServer(t *testing.T, db, blobs string) []migrateData {
 		return p, data
 	}
 	var out []migrateData
+	var clients []*client.Client
 	for i, name := range []string{"dora", "emil"} {
 		d := migrateData{user: name, password: []byte("pw " + name), files: map[string][]byte{}, versions: map[string]int{}}
 		c, err := client.Signup(ctx, clientConfig(e.ts.URL, t.TempDir()), client.SignupOptions{Username: name, Password: d.password, Device: "fill"})
@@ -81,7 +82,17 @@ func fillServer(t *testing.T, db, blobs string) []migrateData {
 		}
 		d.links = 1
 		out = append(out, d)
+		clients = append(clients, c)
 	}
+	// Emil shares /docs with dora (rosters and members tables): dora reads it through her mount.
+	sh, err := clients[1].Share(ctx, "/docs", "dora", client.ShareOptions{Write: true, Unverified: true})
+	if err != nil {
+		t.Fatalf("share: %v", err)
+	}
+	if _, err := clients[0].AcceptShare(ctx, sh.Tree.String(), "/from-emil"); err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	out[0].files["/from-emil/deep/a.txt"] = out[1].files["/docs/deep/a.txt"]
 	if _, err := CreateInviteIn(ctx, StoreConfig{DB: db}); err != nil {
 		t.Fatal(err)
 	}

@@ -225,5 +225,8 @@ func (s *Server) routes() http.Handler {
 	// Public links (links.go).
 	s.linkRoutes(mux)
 
+	// Shared folders (shares.go, shares_members.go).
+	s.shareRoutes(mux)
+
 	return s.middleware(mux)
 }

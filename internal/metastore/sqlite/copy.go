@@ -34,6 +34,8 @@ var copyTables = map[string]struct{ cols, types string }{
 	"links":       {"id,owner,tree,node,record,verifier,created,expires,max_downloads,downloads,revoked,max_uploads,uploads", "BBBBBBttiioii"},
 	"drops":       {"id,link,owner,record,created", "BBBBt"},
 	"drop_blobs":  {"drop_id,blob", "BB"},
+	"rosters":     {"tree,owner,generation,epoch,roster", "BBiiB"},
+	"members":     {"tree,account,role,status,epoch,invite,updated", "BBisiBt"},
 }
 
 func copySpec(table string) ([]string, string, error) {
