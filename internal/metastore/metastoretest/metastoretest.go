@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"ReRefreshKeepsBlobYoung", testReAddKeepsYoung},
 		{"AllAndReferencedBlobs", testAllAndReferenced},
 		{"Links", testLinks}, {"LinkBlobNodes", testLinkBlobNodes}, // links.go
+		{"HeadHistory", testHeadHistory}, // heads.go
 	}
 	tests = append(tests, moreTests...) // concurrency.go
 	for _, tc := range tests {
