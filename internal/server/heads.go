@@ -1,0 +1,154 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"coffer"
+	"coffer/api"
+	"coffer/format"
+	"coffer/internal/metastore"
+)
+
+// headRoutes registers the head history and head gossip endpoints (doc/PROTOCOL.md §5).
+func (s *Server) headRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /v1/trees/{tree}/heads", s.authed(s.handleHeads))
+	mux.Handle("PUT /v1/trees/{tree}/seen", s.authed(s.handleSeen))
+}
+
+// headHistory returns the store's head history, or a 404 if the store has none.
+func (s *Server) headHistory() (metastore.HeadHistory, error) {
+	hh, ok := s.meta.(metastore.HeadHistory)
+	if !ok {
+		return nil, &apiError{status: http.StatusNotFound, code: api.CodeNotFound, msg: "this server's store keeps no head history"}
+	}
+	return hh, nil
+}
+
+// queryVersion parses a positive version query parameter.
+func queryVersion(r *http.Request, name string) (uint64, error) {
+	v, err := strconv.ParseUint(r.URL.Query().Get(name), 10, 64)
+	if err != nil || v == 0 {
+		return 0, errBadRequest("query: %s: want a version >= 1", name)
+	}
+	return v, nil
+}
+
+// handleHeads serves the tree's heads from..to (api.HeadsContentType).
+func (s *Server) handleHeads(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	ctx := r.Context()
+	id, err := pathTree(r)
+	if err != nil {
+		return err
+	}
+	from, err := queryVersion(r, "from")
+	if err != nil {
+		return err
+	}
+	to, err := queryVersion(r, "to")
+	if err != nil {
+		return err
+	}
+	if to < from {
+		return errBadRequest("query: to %d is below from %d", to, from)
+	}
+	hh, err := s.headHistory()
+	if err != nil {
+		return err
+	}
+	h, err := s.treeAccess(ctx, sess, id, false)
+	if err != nil {
+		return err
+	}
+	to = min(to, h.Version)
+	var heads [][]byte
+	if from <= to {
+		if heads, err = hh.Heads(ctx, id, from, to, api.MaxHeads); err != nil {
+			return internalError("heads", err)
+		}
+	}
+	w.Header().Set("Content-Type", api.HeadsContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for _, b := range heads {
+		if len(b) != format.HeadLen {
+			s.log.Error("heads: stored head of wrong length", "tree", id.String(), "len", len(b))
+			panic(http.ErrAbortHandler)
+		}
+		bw.Write(b)
+	}
+	if err := bw.Flush(); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// handleSeen stores the head the session publishes and answers the tree's published heads and
+// current head (api.SeenResponse). The published head must be an authentic head of this tree (the
+// owner's signature) no newer than the current head; the server does not check that it is on its
+// chain: the clients do.
+func (s *Server) handleSeen(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	ctx := r.Context()
+	id, err := pathTree(r)
+	if err != nil {
+		return err
+	}
+	var req api.SeenRequest
+	if err := decodeJSON(w, r, maxJSONBody, &req); err != nil {
+		return err
+	}
+	hh, err := s.headHistory()
+	if err != nil {
+		return err
+	}
+	cur, err := s.treeAccess(ctx, sess, id, false)
+	if err != nil {
+		return err
+	}
+	ph, err := format.ParseHead(req.Head)
+	if err != nil {
+		return errBadRequest("head: %v", err)
+	}
+	if ph.Tree != id {
+		return errBadRequest("head: of tree %s, not %s", ph.Tree, id)
+	}
+	if ph.Version > cur.Version {
+		return errBadRequest("head: version %d is newer than the tree's %d", ph.Version, cur.Version)
+	}
+	writer, err := s.signingKey(ctx, cur.Owner)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(ph.Writer[:], writer) || ph.VerifySignature() != nil {
+		return errBadRequest("head: not signed by the tree's writer")
+	}
+	err = hh.PublishSeen(ctx, metastore.SeenHead{Tree: id, Session: sess.ID, Device: sess.Device,
+		Version: ph.Version, Head: req.Head, Published: s.now()})
+	if errors.Is(err, coffer.ErrNotFound) {
+		return errNotFound("tree")
+	}
+	if err != nil {
+		return internalError("publish seen head", err)
+	}
+	// Published heads first, then the current head: a head is published only after it was
+	// committed, so no published head is newer than the current one read afterwards.
+	seen, err := hh.SeenHeads(ctx, id, api.MaxSeenHeads)
+	if err != nil {
+		return internalError("seen heads", err)
+	}
+	now, err := s.meta.Head(ctx, id)
+	if err != nil {
+		return internalError("seen: head", err)
+	}
+	resp := api.SeenResponse{Current: api.HeadInfo{Tree: now.Tree, Version: now.Version, Head: now.Head},
+		Heads: make([]api.SeenHead, len(seen))}
+	for i, p := range seen {
+		resp.Heads[i] = api.SeenHead{Session: p.Session, Device: p.Device, Head: p.Head,
+			Published: p.Published.UnixMilli(), Own: p.Session == sess.ID}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
