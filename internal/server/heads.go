@@ -143,11 +143,23 @@ func (s *Server) handleSeen(w http.ResponseWriter, r *http.Request, sess *metast
 	if err != nil {
 		return internalError("seen: head", err)
 	}
+	// Publications of revoked or expired sessions are not served (a device logged out for good
+	// cannot block the others with a stale branch).
+	live, err := s.meta.ListSessions(ctx, cur.Owner)
+	if err != nil {
+		return internalError("seen: sessions", err)
+	}
+	alive := make(map[string]bool, len(live))
+	for _, ls := range live {
+		alive[ls.ID] = !ls.Expires.Before(s.now())
+	}
 	resp := api.SeenResponse{Current: api.HeadInfo{Tree: now.Tree, Version: now.Version, Head: now.Head},
-		Heads: make([]api.SeenHead, len(seen))}
-	for i, p := range seen {
-		resp.Heads[i] = api.SeenHead{Session: p.Session, Device: p.Device, Head: p.Head,
-			Published: p.Published.UnixMilli(), Own: p.Session == sess.ID}
+		Heads: make([]api.SeenHead, 0, len(seen))}
+	for _, p := range seen {
+		if alive[p.Session] {
+			resp.Heads = append(resp.Heads, api.SeenHead{Session: p.Session, Device: p.Device, Head: p.Head,
+				Published: p.Published.UnixMilli(), Own: p.Session == sess.ID})
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
