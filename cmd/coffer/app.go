@@ -126,6 +126,7 @@ func (a *app) rootCommand() *cobra.Command {
 		root.AddCommand(c)
 	}
 	a.addLinkCommands(root) // link.go: `coffer link` and `coffer contact`, link URLs for get/ls/cat
+	a.addHeadCommands(root) // heads.go: `coffer heads` (fork and freeze check)
 	wrapArgs(root)
 	return root
 }

@@ -340,6 +340,7 @@ func TestScenario33_ForkDetected(t *testing.T) {
 		restoreStore(t, env, snap)
 		must(run(s2, env.URL, "mkdir", "/B1"))
 		must(run(s2, env.URL, "mkdir", "/B2"))
+		b2 := headOf(t, env, nil)
 		must(run(s2, env.URL, "ls", "/"))
 		env.SetHook(keep.replay)
 		out, code := run(s1, env.ProxyURL, "ls", "/")
@@ -353,6 +354,19 @@ func TestScenario33_ForkDetected(t *testing.T) {
 		out, code = run(s2, env.URL, "mkdir", "/C")
 		if code != 6 || !strings.Contains(out, "fork detected") {
 			t.Fatalf("device 2 write after the fork: exit %d: %s", code, out)
+		}
+		out, code = run(s2, env.URL, "heads")
+		if code != 6 || !strings.Contains(out, "fork detected") {
+			t.Fatalf("device 2 heads after the fork: exit %d: %s", code, out)
+		}
+		// Resolution: device 1 first (it stops publishing its branch), then device 2.
+		env.SetHook(nil)
+		must(run(s1, env.ProxyURL, "heads", "--resolve-fork"))
+		must(run(s2, env.URL, "heads", "--resolve-fork"))
+		must(run(s2, env.URL, "mkdir", "/C"))
+		out = must(run(s1, env.ProxyURL, "heads"))
+		if !strings.Contains(out, "head:  v"+utoa(b2.Version+1)+" ") {
+			t.Fatalf("device 1 heads after both resolved:\n%s", out)
 		}
 	})
 }
