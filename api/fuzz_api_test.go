@@ -25,6 +25,7 @@ func wireTypes() []func() any {
 		func() any { return new(api.BlobsResponse) }, func() any { return new(api.BlobPutResponse) },
 		func() any { return new(api.ChangesResponse) }, func() any { return new(api.ChangeEvent) },
 		func() any { return new(api.UserKeysResponse) }, func() any { return new(api.UsageResponse) },
+		func() any { return new(api.SeenRequest) }, func() any { return new(api.SeenResponse) }, // heads.go
 	}
 }
 

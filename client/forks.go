@@ -273,6 +273,11 @@ func (c *Client) gossipIfDue(ctx context.Context) error {
 	if every == 0 {
 		every = defaultGossipEvery
 	}
+	if _, forked := c.state.fork(c.tree); forked {
+		// Known already: writes are blocked, reads of this device's own branch continue, and
+		// CheckHeads reports it.
+		return nil
+	}
 	c.mu.Lock()
 	due := !c.watch.gossiping && (c.watch.lastGossip.IsZero() || time.Since(c.watch.lastGossip) >= every)
 	if due {

@@ -355,6 +355,7 @@ func TestScenario33_ForkDetected(t *testing.T) {
 		if code != 6 || !strings.Contains(out, "fork detected") {
 			t.Fatalf("device 2 write after the fork: exit %d: %s", code, out)
 		}
+		must(run(s2, env.URL, "ls", "/")) // reads of its own branch continue
 		out, code = run(s2, env.URL, "heads")
 		if code != 6 || !strings.Contains(out, "fork detected") {
 			t.Fatalf("device 2 heads after the fork: exit %d: %s", code, out)
