@@ -131,8 +131,8 @@ func (c *Client) checkHead(ctx context.Context, seen, h *format.Head) error {
 		return fmt.Errorf("client: tree %s: checking that head %s descends from head %s: %w", h.Tree, headName(hi), headName(lo), err)
 	}
 	if !ok {
-		return c.forkFound(h.Tree, fmt.Sprintf("the server serves head %s, which does not descend from head %s this device verified",
-			headName(hi), headName(lo)))
+		return c.forkFound(h.Tree, fmt.Sprintf("the server serves head %s, which is not on one chain with head %s this device verified",
+			headName(h), headName(base)))
 	}
 	c.addChain(h.Tree, map[uint64][32]byte{h.Version: h.Hash()})
 	return nil
