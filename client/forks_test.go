@@ -31,10 +31,10 @@ func cpuTime(t *testing.T) time.Duration {
 // TestAncestryAcrossManyHeads: a device that was away while another made more commits than one
 // heads answer holds checks the whole chain (in batches) before it accepts the new head, refuses
 // a chain with a broken link, and reports the cost. COFFER_FORK_GAP sets the number of commits
-// (default 1,100: two batches).
+// (default 1,000: 1,001 heads, two batches).
 func TestAncestryAcrossManyHeads(t *testing.T) {
 	ctx := context.Background()
-	gap := 1100
+	gap := 1000
 	if s := os.Getenv("COFFER_FORK_GAP"); s != "" {
 		gap, _ = strconv.Atoi(s)
 	}
