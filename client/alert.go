@@ -40,11 +40,11 @@ func (e *alertError) Unwrap() error        { return e.err }
 func (e *alertError) Is(target error) bool { return target == ErrServerAlert }
 
 // verdict counts the outcome of one verification stage and returns err, marked after the alert.
-// Errors that are not verification failures (network, not found, cancellation) neither count
-// nor reset.
+// Errors that are not verification failures (network, not found, cancellation), forks and
+// freezes neither count nor reset.
 func (c *Client) verdict(stage string, err error) error {
-	if err != nil && !isVerification(err) {
-		return err
+	if err != nil && (!isVerification(err) || errors.Is(err, ErrFork) || errors.Is(err, ErrFreeze)) {
+		return err // forks and freezes have their own, persistent alarm (forks.go)
 	}
 	n := c.cfg.AlertAfter
 	if n <= 0 {
