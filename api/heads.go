@@ -34,6 +34,6 @@ type SeenHead struct {
 	Session   string `json:"session"`
 	Device    string `json:"device"`
 	Head      []byte `json:"head"`
-	Published int64  `json:"published"` // Unix milliseconds, server clock (informational)
+	Published int64  `json:"published"` // when it first published Head: Unix ms, server clock (informational)
 	Own       bool   `json:"own,omitempty"`
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -322,9 +323,11 @@ func (c *Client) exchangeHeads(ctx context.Context) (*HeadsReport, error) {
 	if err := c.http.json(ctx, "PUT", "/v1/trees/"+tree.String()+"/seen", &api.SeenRequest{Head: mine.Marshal()}, &resp, true, false); err != nil {
 		return nil, fmt.Errorf("client: exchange heads: %w", err)
 	}
-	cur, err := c.authenticHead(resp.Current.Head, "the server's current head")
-	if err != nil {
-		return nil, err
+	cur := mine
+	if !bytes.Equal(resp.Current.Head, mine.Marshal()) { // else verified already
+		if cur, err = c.authenticHead(resp.Current.Head, "the server's current head"); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.checkHead(ctx, mine, cur); err != nil {
 		return nil, fmt.Errorf("client: exchange heads: current head: %w", err)
@@ -335,9 +338,14 @@ func (c *Client) exchangeHeads(ctx context.Context) (*HeadsReport, error) {
 	rep := &HeadsReport{Tree: tree, Version: cur.Version, Hash: cur.Hash()}
 	for _, p := range resp.Heads {
 		who := fmt.Sprintf("device %q (session %.8s)", p.Device, p.Session)
-		ph, err := c.authenticHead(p.Head, "the head published by "+who)
+		ph, err := format.ParseHead(p.Head)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("client: exchange heads: the head published by %s: %w", who, err)
+		}
+		if !c.onChain(ph) { // a head on this device's chain is authenticated by it
+			if ph, err = c.authenticHead(p.Head, "the head published by "+who); err != nil {
+				return nil, err
+			}
 		}
 		rep.Devices = append(rep.Devices, DeviceHead{Session: p.Session, Device: p.Device, Version: ph.Version,
 			Hash: ph.Hash(), Published: time.UnixMilli(p.Published).UTC(), Own: p.Own})

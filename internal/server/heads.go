@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"coffer"
@@ -86,8 +87,8 @@ func (s *Server) handleHeads(w http.ResponseWriter, r *http.Request, sess *metas
 	return nil
 }
 
-// handleSeen stores the head the session publishes and answers the tree's published heads and
-// current head (api.SeenResponse). The published head must be an authentic head of this tree (the
+// handleSeen stores the head the session publishes (unless it is the one it published last) and
+// answers the tree's published heads and current head (api.SeenResponse). The published head must be an authentic head of this tree (the
 // owner's signature) no newer than the current head; the server does not check that it is on its
 // chain: the clients do.
 func (s *Server) handleSeen(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
@@ -118,26 +119,36 @@ func (s *Server) handleSeen(w http.ResponseWriter, r *http.Request, sess *metast
 	if ph.Version > cur.Version {
 		return errBadRequest("head: version %d is newer than the tree's %d", ph.Version, cur.Version)
 	}
-	writer, err := s.signingKey(ctx, cur.Owner)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(ph.Writer[:], writer) || ph.VerifySignature() != nil {
-		return errBadRequest("head: not signed by the tree's writer")
-	}
-	err = hh.PublishSeen(ctx, metastore.SeenHead{Tree: id, Session: sess.ID, Device: sess.Device,
-		Version: ph.Version, Head: req.Head, Published: s.now()})
-	if errors.Is(err, coffer.ErrNotFound) {
-		return errNotFound("tree")
-	}
-	if err != nil {
-		return internalError("publish seen head", err)
+	if !bytes.Equal(req.Head, cur.Head) { // the current head was checked at its commit
+		writer, err := s.signingKey(ctx, cur.Owner)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(ph.Writer[:], writer) || ph.VerifySignature() != nil {
+			return errBadRequest("head: not signed by the tree's writer")
+		}
 	}
 	// Published heads first, then the current head: a head is published only after it was
 	// committed, so no published head is newer than the current one read afterwards.
 	seen, err := hh.SeenHeads(ctx, id, api.MaxSeenHeads)
 	if err != nil {
 		return internalError("seen heads", err)
+	}
+	own := slices.IndexFunc(seen, func(p metastore.SeenHead) bool { return p.Session == sess.ID })
+	if own < 0 || !bytes.Equal(seen[own].Head, req.Head) { // unchanged: no write (and no fsync)
+		pub := metastore.SeenHead{Tree: id, Session: sess.ID, Device: sess.Device, Version: ph.Version,
+			Head: req.Head, Published: s.now()}
+		err = hh.PublishSeen(ctx, pub)
+		if errors.Is(err, coffer.ErrNotFound) {
+			return errNotFound("tree")
+		}
+		if err != nil {
+			return internalError("publish seen head", err)
+		}
+		if own >= 0 {
+			seen = slices.Delete(seen, own, own+1)
+		}
+		seen = append([]metastore.SeenHead{pub}, seen...)
 	}
 	now, err := s.meta.Head(ctx, id)
 	if err != nil {
