@@ -204,8 +204,8 @@ func parseListing(r *bufio.Reader) (*rawListing, error) {
 }
 
 // verifyHead parses and checks a served head: structure, signature, tree, writer (own tree: the
-// account's signing key), and no rollback against the last head this device verified, which it
-// then remembers.
+// account's signing key), and no rollback or fork (ancestry, forks.go) against the last head this
+// device verified, which it then remembers.
 func (c *Client) verifyHead(ctx context.Context, raw []byte, seen *format.Head, what string) (*format.Head, [32]byte, error) {
 	if len(raw) == 0 {
 		return nil, [32]byte{}, fmt.Errorf("client: list %s: the server serves no head for the account tree: %w", what, coffer.ErrRollback)
