@@ -198,20 +198,24 @@ func (s *stateStore) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	for t, hs := range disk.Heads {
-		if cur, ok := s.st.Heads[t]; t != s.reset && (!ok || hs.Version > cur.Version) {
-			s.st.Heads[t] = hs
-		}
-	}
-	s.st.BundleGeneration = max(s.st.BundleGeneration, disk.BundleGeneration)
+	// A fork record newer on disk wins; if it is a resolution, so does the head it set (this
+	// process may still hold a head of the abandoned branch).
+	adopt := map[coffer.TreeID]bool{}
 	for t, fs := range disk.Forks {
 		if cur, ok := s.st.Forks[t]; !ok || fs.Detected.After(cur.Detected) {
 			if s.st.Forks == nil {
 				s.st.Forks = map[coffer.TreeID]forkState{}
 			}
 			s.st.Forks[t] = fs
+			adopt[t] = fs.Resolved
 		}
 	}
+	for t, hs := range disk.Heads {
+		if cur, ok := s.st.Heads[t]; t != s.reset && (!ok || hs.Version > cur.Version || adopt[t]) {
+			s.st.Heads[t] = hs
+		}
+	}
+	s.st.BundleGeneration = max(s.st.BundleGeneration, disk.BundleGeneration)
 	b, err := json.MarshalIndent(s.st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("client: state: %w", err)
