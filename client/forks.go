@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -67,6 +68,7 @@ type watch struct {
 	gossiping  bool
 	fails      map[string]int
 	alerted    bool
+	headsBatch uint64 // heads asked for per request; 0: api.MaxHeads (the server's bound; tests lower it)
 }
 
 // onChain reports whether h is known to be on this device's chain of its tree.
@@ -169,10 +171,13 @@ func (c *Client) linked(ctx context.Context, lo, hi *format.Head) (bool, error) 
 	if c.onChain(lo) && c.onChain(hi) {
 		return true, nil
 	}
+	c.mu.Lock()
+	batch := cmp.Or(c.watch.headsBatch, api.MaxHeads)
+	c.mu.Unlock()
 	prev := lo.Hash()
 	found := map[uint64][32]byte{lo.Version: prev}
 	for v := lo.Version + 1; v < hi.Version; {
-		raws, err := c.fetchHeads(ctx, lo.Tree, v, hi.Version-1)
+		raws, err := c.fetchHeads(ctx, lo.Tree, v, min(hi.Version-1, v+batch-1))
 		if err != nil {
 			return false, err
 		}

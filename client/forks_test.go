@@ -31,13 +31,15 @@ func cpuTime(t *testing.T) time.Duration {
 // TestAncestryAcrossManyHeads: a device that was away while another made more commits than one
 // heads answer holds checks the whole chain (in batches) before it accepts the new head, refuses
 // a chain with a broken link, and reports the cost. COFFER_FORK_GAP sets the number of commits
-// (default 1,000: 1,001 heads, two batches).
+// (then in batches of the server's 1,000; default 150 commits in batches of 64).
 func TestAncestryAcrossManyHeads(t *testing.T) {
 	ctx := context.Background()
-	gap := 1000
+	gap, batch := 150, 64 // 151 heads: 3 requests of at most 64
 	if s := os.Getenv("COFFER_FORK_GAP"); s != "" {
 		gap, _ = strconv.Atoi(s)
+		batch = 1000 // the server's api.MaxHeads
 	}
+
 	env := testenv.New(t)
 	env.Client(t, "alice")
 	login := func(proxied bool) *client.Client {
@@ -56,6 +58,8 @@ func TestAncestryAcrossManyHeads(t *testing.T) {
 		return c
 	}
 	away, tampered, writer := login(true), login(true), login(false)
+	client.SetHeadsBatch(away, uint64(batch))
+	client.SetHeadsBatch(tampered, uint64(batch))
 	start := time.Now()
 	for i := 0; i < gap; i++ {
 		if _, err := writer.Mkdir(ctx, "/f"+strconv.Itoa(i), false); err != nil {
@@ -130,7 +134,7 @@ func TestAncestryAcrossManyHeads(t *testing.T) {
 	}
 	fw, fc, fa, fk := measure(fresh)
 	aw, ac, aa, ak := measure(away)
-	if want := int64((gap + 2 + 999) / 1000); heads.Load() != want {
+	if want := int64((gap + 1 + batch - 1) / batch); heads.Load() != want {
 		t.Errorf("%d heads requests, want %d", heads.Load(), want)
 	}
 	t.Logf("listing %d entries without a remembered head: wall %v, CPU %v, %d allocs, %d KiB", gap+2, fw, fc, fa, fk)
