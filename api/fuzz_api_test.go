@@ -29,6 +29,7 @@ func wireTypes() []func() any {
 		func() any { return new(api.RosterUpdateRequest) }, func() any { return new(api.RosterUpdateResponse) },
 		func() any { return new(api.InvitesResponse) }, func() any { return new(api.InviteAcceptRequest) },
 		func() any { return new(api.SharesResponse) },
+		func() any { return new(api.SeenRequest) }, func() any { return new(api.SeenResponse) }, // heads.go
 	}
 }
 

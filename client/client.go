@@ -38,6 +38,12 @@ type Config struct {
 	Parallel int
 	// Logger defaults to a discarding logger. Never receives keys, names or contents.
 	Logger *slog.Logger
+	// GossipEvery is how often the client exchanges heads with the account's other devices
+	// (forks.go; also at its first listing). Zero means one minute; negative: only CheckHeads.
+	GossipEvery time.Duration
+	// AlertAfter is the number of consecutive verification failures of one kind after which the
+	// client raises an alert (alert.go). Zero means 3.
+	AlertAfter int
 }
 
 const defaultParallel = 4

@@ -111,7 +111,8 @@ func blobsOf(ct *format.Content) []coffer.BlobID {
 
 // update runs build against a fresh view and commits what it staged, rebuilding from a fresh view
 // when the head moved (conflict). build must be repeatable: it is called once per attempt.
-func (c *Client) update(ctx context.Context, build func(t *txn) error) error {
+func (c *Client) update(ctx context.Context, build func(t *txn) error) (err error) {
+	defer func() { err = c.verdict(stageListing, err) }() // failure alerts (alert.go)
 	for attempt := 0; attempt < commitRetries; attempt++ {
 		v, err := c.view(ctx)
 		if errors.Is(err, errStale) {
@@ -153,6 +154,9 @@ func (c *Client) update(ctx context.Context, build func(t *txn) error) error {
 // commit computes the new state, signs the next head and posts the commit. A conflict returns
 // errStale; success makes the resulting view current.
 func (c *Client) commit(ctx context.Context, t *txn) error {
+	if err := c.forkBlocks(c.tree); err != nil { // a detected fork blocks writes (forks.go)
+		return err
+	}
 	v := t.v
 	ops := make([]tree.Op, len(t.recs))
 	for i, s := range t.recs {

@@ -110,7 +110,8 @@ func (b *unitBuilder) finish(f *dlFile) {
 
 // fetchUnits fetches and verifies units with cfg.Parallel requests in flight and hands them to
 // sink strictly in order. At most 2 × Parallel units are held in memory.
-func (c *Client) fetchUnits(ctx context.Context, units []*dlUnit, sink func(*dlUnit) error) error {
+func (c *Client) fetchUnits(ctx context.Context, units []*dlUnit, sink func(*dlUnit) error) (err error) {
+	defer func() { err = c.verdict(stageContent, err) }() // failure alerts (alert.go)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	window := make(chan struct{}, 2*c.cfg.Parallel)
@@ -190,7 +191,7 @@ func (c *Client) fetchUnit(ctx context.Context, u *dlUnit) error {
 	n := u.end - u.off
 	var buf []byte
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < c.attempts(3); attempt++ {
 		if buf, err = c.getRange(ctx, u.blob, u.off, n, u.pool); err == nil || ctx.Err() != nil || !errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}

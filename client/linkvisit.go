@@ -272,7 +272,7 @@ func (l *Link) view(ctx context.Context) (*view, error) {
 	if err != nil {
 		return nil, linkError(err)
 	}
-	h, hash, err := l.c.verifyHead(raw.headRaw, raw.seen, what)
+	h, hash, err := l.c.verifyHead(ctx, raw.headRaw, raw.seen, what)
 	if err != nil {
 		return nil, err
 	}

@@ -99,7 +99,7 @@ type rawListing struct {
 // while it was streamed) before the error is returned.
 func (c *Client) fetchListing(ctx context.Context, id coffer.NodeID, what string) (*rawListing, error) {
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < c.attempts(3); attempt++ {
 		var raw *rawListing
 		if raw, err = c.fetchListingOnce(ctx, id, what); err == nil || !errors.Is(err, coffer.ErrCorrupt) {
 			return raw, err
@@ -204,9 +204,9 @@ func parseListing(r *bufio.Reader) (*rawListing, error) {
 }
 
 // verifyHead parses and checks a served head: structure, signature, tree, writer (own tree: the
-// account's signing key), and no rollback against the last head this device verified, which it
-// then remembers.
-func (c *Client) verifyHead(raw []byte, seen *format.Head, what string) (*format.Head, [32]byte, error) {
+// account's signing key), and no rollback or fork (ancestry, forks.go) against the last head this
+// device verified, which it then remembers.
+func (c *Client) verifyHead(ctx context.Context, raw []byte, seen *format.Head, what string) (*format.Head, [32]byte, error) {
 	if len(raw) == 0 {
 		return nil, [32]byte{}, fmt.Errorf("client: list %s: the server serves no head for the account tree: %w", what, coffer.ErrRollback)
 	}
@@ -229,7 +229,7 @@ func (c *Client) verifyHead(raw []byte, seen *format.Head, what string) (*format
 			return nil, hash, fmt.Errorf("client: list %s: %w", what, err)
 		}
 	}
-	if err := format.CheckNotRollback(seen, h); err != nil {
+	if err := c.checkHead(ctx, seen, h); err != nil { // rollback and ancestry (forks.go)
 		return nil, hash, fmt.Errorf("client: list %s: %w", what, err)
 	}
 	if err := c.state.rememberHead(h); err != nil {
@@ -347,8 +347,11 @@ func (c *Client) view(ctx context.Context) (*view, error) {
 	if err := c.loadRoster(ctx, raw.headRaw); err != nil {
 		return nil, err
 	}
-	h, hash, err := c.verifyHead(raw.headRaw, raw.seen, what)
+	h, hash, err := c.verifyHead(ctx, raw.headRaw, raw.seen, what)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.gossipIfDue(ctx); err != nil { // head exchange with other devices (forks.go)
 		return nil, err
 	}
 	c.mu.Lock()
@@ -454,7 +457,7 @@ func (v *view) list(ctx context.Context, c *Client, n *node, what string) (*fold
 	}
 	f, err = v.verifyRaw(raw, n.id(), n.childWrap(), true, what)
 	if errors.Is(err, errStale) {
-		if _, _, herr := c.verifyHead(raw.headRaw, raw.seen, what); herr != nil {
+		if _, _, herr := c.verifyHead(ctx, raw.headRaw, raw.seen, what); herr != nil {
 			return nil, herr
 		}
 	}
@@ -472,7 +475,7 @@ func (c *Client) withView(ctx context.Context, fn func(v *view) error) error {
 			return err
 		}
 		if err = fn(v); !errors.Is(err, errStale) {
-			return err
+			return c.verdict(stageListing, err) // failure alerts (alert.go)
 		}
 	}
 	return fmt.Errorf("client: the tree keeps changing, try again: %w", coffer.ErrConflict)
@@ -533,7 +536,7 @@ func (s *viewSource) fetchHashes(id coffer.NodeID) error {
 	}
 	_, err = s.v.verifyRaw(raw, id, format.WrapKey{}, false, what)
 	if errors.Is(err, errStale) {
-		if _, _, herr := s.c.verifyHead(raw.headRaw, raw.seen, what); herr != nil {
+		if _, _, herr := s.c.verifyHead(s.ctx, raw.headRaw, raw.seen, what); herr != nil {
 			return herr
 		}
 	}

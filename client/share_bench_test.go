@@ -21,7 +21,7 @@ func allocated() uint64 {
 }
 
 // cpuTime is this process's user+system CPU time (client and in-process server together).
-func cpuTime() time.Duration {
+func procCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -51,12 +51,12 @@ func TestShareTenThousandFiles(t *testing.T) {
 	if _, err := alice.VerifyContact(ctx, "bob", bob.Whoami().Fingerprint); err != nil {
 		t.Fatal(err)
 	}
-	seals, cpu, alloc, start := client.HPKESeals(alice), cpuTime(), allocated(), time.Now()
+	seals, cpu, alloc, start := client.HPKESeals(alice), procCPU(), allocated(), time.Now()
 	res, err := alice.Share(ctx, "/big", "bob", client.ShareOptions{Write: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wall, used, mem := time.Since(start), cpuTime()-cpu, allocated()-alloc
+	wall, used, mem := time.Since(start), procCPU()-cpu, allocated()-alloc
 	if got := client.HPKESeals(alice) - seals; got != 1 || res.Seals != 1 {
 		t.Fatalf("sharing %d files made %d HPKE seals, want 1", n, got)
 	}
@@ -80,7 +80,7 @@ func TestShareTenThousandFiles(t *testing.T) {
 	if _, err := alice.Share(ctx, "/big", "carol", client.ShareOptions{Unverified: true}); err != nil {
 		t.Fatal(err)
 	}
-	seals, cpu, alloc, start = client.HPKESeals(alice), cpuTime(), allocated(), time.Now()
+	seals, cpu, alloc, start = client.HPKESeals(alice), procCPU(), allocated(), time.Now()
 	rv, err := alice.Revoke(ctx, "/big", "carol")
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +89,6 @@ func TestShareTenThousandFiles(t *testing.T) {
 		t.Fatalf("revoking made %d HPKE seals, want 1 (one remaining member)", got)
 	}
 	t.Logf("revoke with key rotation of %d nodes: %v wall, %v CPU, %d MiB allocated, %d HPKE seal", rv.Nodes,
-		time.Since(start).Round(time.Millisecond), (cpuTime() - cpu).Round(time.Millisecond), (allocated()-alloc)>>20, rv.Seals)
+		time.Since(start).Round(time.Millisecond), (procCPU() - cpu).Round(time.Millisecond), (allocated()-alloc)>>20, rv.Seals)
 	_ = carol
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"coffer"
 	"coffer/format"
@@ -49,14 +50,27 @@ type headState struct {
 type accountState struct {
 	Heads            map[coffer.TreeID]headState `json:"heads"`
 	BundleGeneration uint64                      `json:"bundle_generation"`
+	// Forks are the trees on which this device detected a fork: writes to them are refused
+	// until ResolveFork (forks.go).
+	Forks map[coffer.TreeID]forkState `json:"forks,omitempty"`
+}
+
+// forkState records a detected fork of one tree.
+type forkState struct {
+	Detected time.Time `json:"detected"`
+	Detail   string    `json:"detail"` // the error message (IDs, versions and hashes only)
+	// Resolved is set by ResolveFork: the record stays (so that another process merging an older
+	// copy of the file does not bring the fork back) but no longer blocks writes.
+	Resolved bool `json:"resolved,omitempty"`
 }
 
 // stateStore holds an account's verified state in memory and, if dir is set, on disk.
 type stateStore struct {
 	dir string // accounts/<account>; "" keeps state in memory only
 
-	mu sync.Mutex
-	st accountState
+	mu    sync.Mutex
+	st    accountState
+	reset coffer.TreeID // while resolveFork saves: the tree whose head replaces the file's
 }
 
 func openState(stateDir string, acct coffer.AccountID) (*stateStore, error) {
@@ -119,6 +133,46 @@ func (s *stateStore) rememberHead(h *format.Head) error {
 	return s.saveLocked()
 }
 
+// fork returns the unresolved fork recorded for tree, if any.
+func (s *stateStore) fork(tree coffer.TreeID) (forkState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs, ok := s.st.Forks[tree]
+	return fs, ok && !fs.Resolved
+}
+
+// recordFork records a fork of tree detected now (the first detection's detail is kept while it
+// is unresolved).
+func (s *stateStore) recordFork(tree coffer.TreeID, detail string, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fs, ok := s.st.Forks[tree]; ok && !fs.Resolved {
+		return nil
+	}
+	if s.st.Forks == nil {
+		s.st.Forks = map[coffer.TreeID]forkState{}
+	}
+	s.st.Forks[tree] = forkState{Detected: now, Detail: detail}
+	return s.saveLocked()
+}
+
+// resolveFork marks tree's fork resolved and replaces its remembered head by h, even if h is
+// older (the user accepted the server's history). now must be later than the detection.
+func (s *stateStore) resolveFork(h *format.Head, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs := s.st.Forks[h.Tree]
+	if s.st.Forks == nil {
+		s.st.Forks = map[coffer.TreeID]forkState{}
+	}
+	s.st.Forks[h.Tree] = forkState{Detected: now, Detail: fs.Detail, Resolved: true}
+	hash := h.Hash()
+	s.st.Heads[h.Tree] = headState{Version: h.Version, Hash: hex.EncodeToString(hash[:]), Head: h.Marshal()}
+	s.reset = h.Tree
+	defer func() { s.reset = coffer.TreeID{} }()
+	return s.saveLocked()
+}
+
 func (s *stateStore) bundleGeneration() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,8 +198,20 @@ func (s *stateStore) saveLocked() error {
 	if err != nil {
 		return err
 	}
+	// A fork record newer on disk wins; if it is a resolution, so does the head it set (this
+	// process may still hold a head of the abandoned branch).
+	adopt := map[coffer.TreeID]bool{}
+	for t, fs := range disk.Forks {
+		if cur, ok := s.st.Forks[t]; !ok || fs.Detected.After(cur.Detected) {
+			if s.st.Forks == nil {
+				s.st.Forks = map[coffer.TreeID]forkState{}
+			}
+			s.st.Forks[t] = fs
+			adopt[t] = fs.Resolved
+		}
+	}
 	for t, hs := range disk.Heads {
-		if cur, ok := s.st.Heads[t]; !ok || hs.Version > cur.Version {
+		if cur, ok := s.st.Heads[t]; t != s.reset && (!ok || hs.Version > cur.Version || adopt[t]) {
 			s.st.Heads[t] = hs
 		}
 	}

@@ -27,6 +27,7 @@ import (
 type treeCache struct {
 	mu    sync.Mutex
 	cache *view // the last verified view of the tree (listings at one head)
+	watch watch // chain, gossip and failure counters (forks.go, alert.go); under mu
 }
 
 // sharedTree is the account's handle on one shared folder: the tree key it holds (and the key's

@@ -133,6 +133,7 @@ func (a *app) rootCommand() *cobra.Command {
 	share := a.shareCmd()   // share.go: shared folders
 	share.GroupID = "files"
 	root.AddCommand(share)
+	a.addHeadCommands(root) // heads.go: `coffer heads` (fork and freeze check)
 	wrapArgs(root)
 	return root
 }

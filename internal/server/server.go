@@ -222,6 +222,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/changes", s.authed(s.handleChanges))
 	mux.Handle("GET /v1/changes/stream", s.authed(s.handleChangeStream))
 
+	// Head history and gossip (heads.go).
+	s.headRoutes(mux)
+
 	// Public links (links.go).
 	s.linkRoutes(mux)
 

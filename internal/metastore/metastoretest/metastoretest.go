@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Links", testLinks}, {"LinkBlobNodes", testLinkBlobNodes}, // links.go
 		{"Drops", testDrops}, {"DropQuota", testDropQuota}, // drops.go
 		{"Shares", testShares}, {"SharesConcurrent", testSharesConcurrent}, // shares.go
+		{"HeadHistory", testHeadHistory}, // heads.go
 	}
 	tests = append(tests, moreTests...) // concurrency.go
 	for _, tc := range tests {
