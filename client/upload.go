@@ -83,9 +83,12 @@ type uploader struct {
 // StateDir, so re-running an interrupted upload reuses the packs already stored.
 func (c *Client) Upload(ctx context.Context, locals []string, remote string, opts TransferOptions) (TransferResult, error) {
 	var plan *upPlan
-	err := c.withView(ctx, func(v *view) error {
+	err := c.withCachedView(ctx, func(v *view, cached bool) error {
 		var err error
 		plan, err = c.planUpload(ctx, v, locals, remote, opts)
+		if err == nil && cached && plan.skipped > 0 {
+			return errStale // a skip is never re-checked: decide it on the current head
+		}
 		return err
 	})
 	if err != nil {

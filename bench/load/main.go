@@ -59,6 +59,7 @@ type config struct {
 	coffer         string
 	dir            string
 	keep           bool
+	profile        string
 }
 
 func main() {
@@ -78,6 +79,7 @@ func main() {
 	flag.StringVar(&c.coffer, "coffer", "", "coffer binary to run (default: go build ./cmd/coffer into the work directory)")
 	flag.StringVar(&c.dir, "dir", "", "work directory (default: a new folder under /var/tmp, deleted at the end)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (server logs, data)")
+	flag.StringVar(&c.profile, "profile", "", "write each node's CPU, block and mutex profiles of the mixed phase into this folder (served by a private --metrics-listen)")
 	flag.Parse()
 	var err error
 	if c.smallSize, err = parseSize(smallS); err != nil {
@@ -202,7 +204,7 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	}
 	if mode == "embedded" {
 		data := filepath.Join(dir, "embedded-"+runID)
-		n, err := startNode(ctx, bin, []string{"--data", data}, nil, filepath.Join(dir, "embedded-"+runID+".log"))
+		n, err := startNode(ctx, bin, []string{"--data", data}, nil, filepath.Join(dir, "embedded-"+runID+".log"), c.profile != "")
 		if err != nil {
 			return nil, "", err
 		}
@@ -221,7 +223,7 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	for i := range c.nodes {
 		name := fmt.Sprintf("scaleout-%s-node%d", runID, i+1)
 		n, err := startNode(ctx, bin, []string{"--data", filepath.Join(dir, name), "--db", c.pg, "--blobs", blobs},
-			env, filepath.Join(dir, name+".log"))
+			env, filepath.Join(dir, name+".log"), c.profile != "")
 		if err != nil {
 			stopAll()
 			return nil, "", err
@@ -345,7 +347,9 @@ waitStreams:
 	cpu0 := cpuSample(nodes)
 	mctx, cancel := context.WithTimeout(ctx, c.duration)
 	t0 = time.Now()
+	profDone := startProfiles(ctx, c, mode, runID, nodes)
 	parallel(live, func(s *simClient) { r.mixedLoop(mctx, s) })
+	profDone()
 	mixedWall := time.Since(t0)
 	r.rec.setPhase("mixed", mixedWall)
 	cpu1 := cpuSample(nodes)

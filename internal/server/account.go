@@ -263,6 +263,7 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, sess *me
 		return internalError("set credentials", err)
 	}
 	if !req.KeepSessions {
+		s.sessions.drop(a.ID, "", sess.ID)
 		if err := s.meta.DeleteSessions(ctx, a.ID, sess.ID); err != nil {
 			return internalError("revoke sessions", err)
 		}
@@ -296,6 +297,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request, ses
 	if len(id) != 32 || !isLowerHex(id) {
 		return errBadRequest("path: session id %q: want 32 lowercase hex digits", id)
 	}
+	s.sessions.drop(sess.Account, id, "")
 	err := s.meta.DeleteSession(r.Context(), sess.Account, id)
 	if errors.Is(err, coffer.ErrNotFound) {
 		return errNotFound("session")

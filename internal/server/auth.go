@@ -68,15 +68,22 @@ func (s *Server) authenticate(r *http.Request) (*metastore.Session, error) {
 	if !ok || len(token) != 43 {
 		return nil, errUnauthorized
 	}
-	sess, err := s.meta.SessionByToken(ctx, tokenHash(token))
-	if errors.Is(err, coffer.ErrNotFound) {
-		return nil, errUnauthorized
-	}
-	if err != nil {
-		return nil, internalError("session lookup", err)
-	}
+	th := tokenHash(token)
 	now := s.now()
+	sess, ok := s.sessions.get(th, now)
+	if !ok {
+		var err error
+		sess, err = s.meta.SessionByToken(ctx, th)
+		if errors.Is(err, coffer.ErrNotFound) {
+			return nil, errUnauthorized
+		}
+		if err != nil {
+			return nil, internalError("session lookup", err)
+		}
+		s.sessions.put(sess, now)
+	}
 	if !now.Before(sess.Expires) {
+		s.sessions.drop(sess.Account, sess.ID, "")
 		if err := s.meta.DeleteSession(ctx, sess.Account, sess.ID); err != nil && !errors.Is(err, coffer.ErrNotFound) {
 			s.log.Warn("delete expired session", "err", err)
 		}
@@ -87,6 +94,7 @@ func (s *Server) authenticate(r *http.Request) (*metastore.Session, error) {
 		if err := s.meta.TouchSession(ctx, sess.ID, sess.LastUsed, sess.Expires); err != nil {
 			return nil, internalError("touch session", err)
 		}
+		s.sessions.update(sess)
 	}
 	if info := infoFrom(ctx); info != nil {
 		info.session = sess.ID[:8]
@@ -455,6 +463,7 @@ func fakeLoginKey(s *Server, username string) []byte {
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	s.sessions.drop(sess.Account, sess.ID, "")
 	if err := s.meta.DeleteSession(r.Context(), sess.Account, sess.ID); err != nil && !errors.Is(err, coffer.ErrNotFound) {
 		return internalError("logout", err)
 	}

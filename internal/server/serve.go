@@ -48,8 +48,9 @@ type ServeConfig struct {
 	// Config, where 0 means the default). CLIs pass DefaultKeepVersions unless told otherwise.
 	KeepVersions int
 	Logger       *slog.Logger
-	// MetricsListen, if set, is a separate TCP address serving only GET /metrics (plain HTTP;
-	// keep it private), and the main listener then does not serve /metrics.
+	// MetricsListen, if set, is a separate TCP address serving GET /metrics and the Go profiler
+	// (/debug/pprof/, with block and mutex sampling switched on; plain HTTP: keep it private),
+	// and the main listener then does not serve /metrics.
 	MetricsListen string
 	// OnListen, if set, is called with the base URL once the listener is open (tests, CLIs).
 	OnListen func(url string)
@@ -139,6 +140,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", srv.MetricsHandler())
+		profileRoutes(mux)
 		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go ms.Serve(mln)
