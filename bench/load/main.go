@@ -60,6 +60,7 @@ type config struct {
 	dir            string
 	keep           bool
 	profile        string
+	serveFlags     []string
 }
 
 func main() {
@@ -79,8 +80,10 @@ func main() {
 	flag.StringVar(&c.coffer, "coffer", "", "coffer binary to run (default: go build ./cmd/coffer into the work directory)")
 	flag.StringVar(&c.dir, "dir", "", "work directory (default: a new folder under /var/tmp, deleted at the end)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (server logs, data)")
+	serveFlags := flag.String("serve-flags", "", "extra flags for every `coffer serve`, space-separated (e.g. \"--max-active 16\")")
 	flag.StringVar(&c.profile, "profile", "", "write each node's CPU, block and mutex profiles of the mixed phase into this folder (served by a private --metrics-listen)")
 	flag.Parse()
+	c.serveFlags = strings.Fields(*serveFlags)
 	var err error
 	if c.smallSize, err = parseSize(smallS); err != nil {
 		fatal(fmt.Errorf("-small-size: %w", err))
@@ -204,7 +207,7 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	}
 	if mode == "embedded" {
 		data := filepath.Join(dir, "embedded-"+runID)
-		n, err := startNode(ctx, bin, []string{"--data", data}, nil, filepath.Join(dir, "embedded-"+runID+".log"), c.profile != "")
+		n, err := startNode(ctx, bin, append([]string{"--data", data}, c.serveFlags...), nil, filepath.Join(dir, "embedded-"+runID+".log"), c.profile != "")
 		if err != nil {
 			return nil, "", err
 		}
@@ -222,7 +225,7 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	env := []string{"COFFER_S3_ACCESS_KEY=" + t.access, "COFFER_S3_SECRET_KEY=" + t.secret}
 	for i := range c.nodes {
 		name := fmt.Sprintf("scaleout-%s-node%d", runID, i+1)
-		n, err := startNode(ctx, bin, []string{"--data", filepath.Join(dir, name), "--db", c.pg, "--blobs", blobs},
+		n, err := startNode(ctx, bin, append([]string{"--data", filepath.Join(dir, name), "--db", c.pg, "--blobs", blobs}, c.serveFlags...),
 			env, filepath.Join(dir, name+".log"), c.profile != "")
 		if err != nil {
 			stopAll()

@@ -285,6 +285,19 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				return
 			}
 		}
+		if prio := requestPriority(r); prio >= 0 && s.admit != nil {
+			s.metrics.admitWaiting.Add(1)
+			ok := s.admit.acquire(r.Context(), prio)
+			s.metrics.admitWaiting.Add(-1)
+			if !ok {
+				if r.Context().Err() == nil {
+					s.metrics.admitRefused.Add(1)
+				}
+				writeError(rw, r, errOverloaded)
+				return
+			}
+			defer s.admit.release()
+		}
 		mux.ServeHTTP(rw, r)
 	})
 }

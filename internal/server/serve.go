@@ -52,6 +52,8 @@ type ServeConfig struct {
 	// (/debug/pprof/, with block and mutex sampling switched on; plain HTTP: keep it private),
 	// and the main listener then does not serve /metrics.
 	MetricsListen string
+	// MaxActive is Config.MaxActive (0: the default; negative: no admission control).
+	MaxActive int
 	// OnListen, if set, is called with the base URL once the listener is open (tests, CLIs).
 	OnListen func(url string)
 }
@@ -92,7 +94,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	scfg := Config{
 		Meta: stores.Meta, Blobs: stores.Blobs, Logger: log, Secret: secret,
 		InviteOnly: cfg.InviteOnly, DefaultQuota: cfg.DefaultQuota, KeepVersions: keep,
-		PrivateMetrics: cfg.MetricsListen != "",
+		PrivateMetrics: cfg.MetricsListen != "", MaxActive: cfg.MaxActive,
 	}
 	stores.apply(&scfg)
 	srv, err := New(scfg)
