@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"coffer"
@@ -66,6 +67,10 @@ type Store struct {
 	nodeQ *sql.Stmt
 	// rq and wq prepare every other constant query once, on the readers and on the writer.
 	rq, wq *stmtCache
+	// wmu orders the write transactions. database/sql hands a freed connection to a random
+	// waiter, which under load gave some writes a tail latency of seconds; a sync.Mutex that is
+	// waited on for more than a millisecond hands over in arrival order.
+	wmu sync.Mutex
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -213,6 +218,11 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the single write connection) and
 // commits it if fn returns nil.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
