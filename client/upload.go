@@ -57,6 +57,7 @@ type uploader struct {
 	done   chan *upFile
 
 	cur       *upPack
+	smallLeft int // sealed bytes of the small files not yet packed (sizes a small pack's buffer)
 	scratch   []byte
 	preTokens chan struct{} // read-ahead window of small files
 
@@ -135,6 +136,11 @@ func (u *uploader) err() error {
 
 func (u *uploader) run(files []*upFile) error {
 	defer u.cancel(nil)
+	for _, f := range files {
+		if n := format.ChunkCount(uint64(max(f.size, 0)), format.DefaultChunkSize); n > 0 && n <= packChunks {
+			u.smallLeft += int(f.size) + 16*int(n)
+		}
+	}
 	var wg sync.WaitGroup
 	u.startPrefetch(files, &wg)
 	wg.Add(1)
@@ -251,8 +257,9 @@ func (u *uploader) journalBatch(batch []*upPack) error {
 	return nil
 }
 
-// getBuf waits for a free pack buffer.
-func (u *uploader) getBuf() ([]byte, error) {
+// getBuf waits for a free pack buffer of at least n bytes (at most packCap). A few small files
+// get a buffer of their size, not the 4 MiB a full pack needs.
+func (u *uploader) getBuf(n int) ([]byte, error) {
 	select {
 	case u.tokens <- struct{}{}:
 	case <-u.ctx.Done():
@@ -260,10 +267,12 @@ func (u *uploader) getBuf() ([]byte, error) {
 	}
 	select {
 	case b := <-u.free:
-		return b, nil
+		if len(b) >= n {
+			return b, nil
+		}
 	default:
-		return make([]byte, packCap), nil
 	}
+	return make([]byte, min(max(n, 0), packCap)), nil
 }
 
 func (u *uploader) release(p *upPack) {
@@ -295,7 +304,11 @@ func (u *uploader) flush() error {
 }
 
 func (u *uploader) newPack(big *upFile) error {
-	b, err := u.getBuf()
+	n := packCap
+	if big == nil {
+		n = u.smallLeft // every small file still to come fits, or a full pack
+	}
+	b, err := u.getBuf(n)
 	if err != nil {
 		return err
 	}
@@ -350,14 +363,17 @@ func (u *uploader) readFile(f *upFile) error {
 
 	h := sha256.New()
 	if !big && n > 0 {
-		if need := int(size) + 16*int(n); u.cur == nil || u.cur.big != nil || u.cur.n+need > len(u.cur.buf) {
+		need := int(size) + 16*int(n)
+		if u.cur == nil || u.cur.big != nil || u.cur.n+need > len(u.cur.buf) {
 			if err := u.flush(); err != nil {
 				return err
 			}
+			u.smallLeft = max(u.smallLeft, need) // the file grew since the plan
 			if err := u.newPack(nil); err != nil {
 				return err
 			}
 		}
+		u.smallLeft = max(u.smallLeft-need, 0)
 	}
 	changed := func() error {
 		return fmt.Errorf("client: upload %s: the file changed while it was read: %w", f.local, coffer.ErrConflict)
