@@ -242,7 +242,9 @@ func (s *Store) CreateSession(ctx context.Context, se metastore.Session) error {
 	if se.ID == "" {
 		return fmt.Errorf("sqlite: create session: empty id: %w", coffer.ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	wait := ctx
+	ctx = context.WithoutCancel(ctx) // a group member's statements must not be interrupted
+	return s.writeGrouped(wait, func(tx *sql.Tx) error {
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM accounts WHERE id = ?`, se.Account[:]); err != nil || !ok {
 			return cmp(err, fmt.Errorf("sqlite: create session: account %s: %w", se.Account, coffer.ErrNotFound))
 		}

@@ -22,7 +22,9 @@ func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 	if b.Created.IsZero() {
 		return fmt.Errorf("sqlite: add blob: zero created time: %w", coffer.ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	wait := ctx
+	ctx = context.WithoutCancel(ctx) // a group member's statements must not be interrupted
+	return s.writeGrouped(wait, func(tx *sql.Tx) error {
 		var owner []byte
 		err := s.wq.in(tx).QueryRowContext(ctx, `SELECT owner FROM blobs WHERE id = ?`, b.ID[:]).Scan(&owner)
 		switch {

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"coffer"
@@ -67,10 +68,14 @@ type Store struct {
 	nodeQ *sql.Stmt
 	// rq and wq prepare every other constant query once, on the readers and on the writer.
 	rq, wq *stmtCache
-	// wmu orders the write transactions. database/sql hands a freed connection to a random
-	// waiter, which under load gave some writes a tail latency of seconds; a sync.Mutex that is
-	// waited on for more than a millisecond hands over in arrival order.
-	wmu sync.Mutex
+	// wsem (capacity 1) is held by whoever runs a write transaction. database/sql hands a freed
+	// connection to a random waiter, which under load gave some writes a tail latency of
+	// seconds; goroutines blocked sending on a channel are served in arrival order.
+	wsem chan struct{}
+	// gqueue holds the writes waiting for a group transaction (group.go), guarded by gmu.
+	gmu    sync.Mutex
+	gqueue []*groupReq
+	groups atomic.Uint64 // group transactions begun (tests check that writes were grouped)
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -99,7 +104,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, log: logger, wq: newStmtCache(w)}
+	s := &Store{w: w, log: logger, wq: newStmtCache(w), wsem: make(chan struct{}, 1)}
 	// The writer connects first: it switches the file to WAL before any reader opens it.
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
@@ -218,11 +223,10 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the single write connection) and
 // commits it if fn returns nil.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
+	if err := s.lockWriter(ctx); err != nil {
+		return err
 	}
+	defer s.unlockWriter()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)

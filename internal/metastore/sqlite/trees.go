@@ -20,9 +20,10 @@ const bucketsLen = 256 * 32
 // own the tree; ErrNotFound if the tree is new and c.Owner is not an account.
 func (s *Store) Commit(ctx context.Context, c metastore.Commit) (coffer.Seq, error) {
 	var seq coffer.Seq
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	wctx := context.WithoutCancel(ctx) // a group member's statements must not be interrupted
+	err := s.writeGrouped(ctx, func(tx *sql.Tx) error {
 		var err error
-		seq, err = s.commitTx(ctx, tx, c)
+		seq, err = s.commitTx(wctx, tx, c)
 		return err
 	})
 	if err != nil {
