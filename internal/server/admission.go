@@ -15,8 +15,9 @@ import (
 // logins) becomes that of the whole backlog. The server therefore runs at most a bounded number
 // of API requests at once; the others wait in a bounded queue, served by priority class, first
 // come first served within a class; past the queue a request is refused at once with 503 and
-// Retry-After (the client retries it). Change streams (long-lived, idle), health and metrics are
-// not counted.
+// Retry-After (the client retries it). A quarter of the slots is reserved for the first class, so
+// a commit does not wait for a slow upload to finish. Change streams (long-lived, idle), health
+// and metrics are not counted.
 const (
 	// DefaultMaxActivePerCPU is the default limit of requests running at once, per CPU.
 	DefaultMaxActivePerCPU = 8
@@ -48,6 +49,7 @@ func requestPriority(r *http.Request) int {
 // admission is a counting semaphore with a bounded, prioritised wait queue.
 type admission struct {
 	limit, maxQueued int
+	normalLimit      int // slots that requests below the first class may take
 
 	mu      sync.Mutex
 	running int
@@ -67,14 +69,22 @@ func newAdmission(limit, maxQueued int) *admission {
 	if maxQueued <= 0 {
 		maxQueued = DefaultMaxQueued
 	}
-	return &admission{limit: limit, maxQueued: maxQueued}
+	return &admission{limit: limit, maxQueued: maxQueued, normalLimit: max(limit-limit/4, 1)}
+}
+
+// fits reports whether a request of class prio may take a slot now.
+func (a *admission) fits(prio int) bool {
+	if prio == prioCommit {
+		return a.running < a.limit
+	}
+	return a.running < a.normalLimit
 }
 
 // acquire waits for a slot of class prio. It returns false if the queue is full or ctx ended
 // first; otherwise the caller must call release once.
 func (a *admission) acquire(ctx context.Context, prio int) bool {
 	a.mu.Lock()
-	if a.running < a.limit && a.queued == 0 {
+	if a.fits(prio) && !a.waitersAtOrAbove(prio) {
 		a.running++
 		a.mu.Unlock()
 		return true
@@ -95,7 +105,8 @@ func (a *admission) acquire(ctx context.Context, prio int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if w.granted { // the slot arrived as ctx ended: pass it on
-		a.releaseLocked()
+		a.running--
+		a.grantLocked()
 		return false
 	}
 	q := a.waiters[prio]
@@ -109,26 +120,40 @@ func (a *admission) acquire(ctx context.Context, prio int) bool {
 	return false
 }
 
-// release frees a slot, handing it to the first waiter of the highest class.
+// waitersAtOrAbove reports whether a request of class prio or a higher one is waiting.
+func (a *admission) waitersAtOrAbove(prio int) bool {
+	for p := 0; p <= prio; p++ {
+		if len(a.waiters[p]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// release frees a slot and hands free slots to the first waiters of the highest classes.
 func (a *admission) release() {
 	a.mu.Lock()
-	a.releaseLocked()
+	a.running--
+	a.grantLocked()
 	a.mu.Unlock()
 }
 
-func (a *admission) releaseLocked() {
+func (a *admission) grantLocked() {
 	for p := range a.waiters {
-		if q := a.waiters[p]; len(q) > 0 {
+		for len(a.waiters[p]) > 0 && a.fits(p) {
+			q := a.waiters[p]
 			w := q[0]
 			q[0] = nil
 			a.waiters[p] = q[1:]
 			a.queued--
+			a.running++
 			w.granted = true
 			close(w.ready)
-			return // the slot stays taken, by w
+		}
+		if len(a.waiters[p]) > 0 {
+			return // lower classes wait behind this one
 		}
 	}
-	a.running--
 }
 
 // stats returns the requests running and waiting.

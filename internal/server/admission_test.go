@@ -128,3 +128,35 @@ func mustRequest(t *testing.T, method, path string) *http.Request {
 	}
 	return r
 }
+
+// TestAdmissionReserve: a quarter of the slots is kept for commits: with the others all taken by
+// ordinary requests, a commit still starts at once while the next ordinary request waits.
+func TestAdmissionReserve(t *testing.T) {
+	a := newAdmission(4, 10)
+	ctx := context.Background()
+	for range 3 {
+		if !a.acquire(ctx, prioNormal) {
+			t.Fatal("free slot refused")
+		}
+	}
+	got := make(chan bool, 1)
+	go func() { got <- a.acquire(ctx, prioNormal) }()
+	waitQueued(t, a, 1, "fourth ordinary request")
+	done := make(chan bool, 1)
+	go func() { done <- a.acquire(ctx, prioCommit) }()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("commit refused")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("commit waited although a reserved slot was free")
+	}
+	a.release() // an ordinary request ends: the waiting one may start
+	if !<-got {
+		t.Fatal("ordinary request not admitted")
+	}
+	if r, q := a.stats(); r != 4 || q != 0 {
+		t.Fatalf("running %d, queued %d; want 4, 0", r, q)
+	}
+}
