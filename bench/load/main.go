@@ -452,6 +452,8 @@ func report(out io.Writer, c config, mode, desc string, r *runner, live []*simCl
 	fmt.Fprintf(out, "Targets (%s):\n\n", mode)
 	fmt.Fprintf(out, "- committed small files/s: %.0f (target >= %d): %s\n", smallFiles, targetSmallPerSec,
 		verdict(smallFiles >= targetSmallPerSec))
+	fmt.Fprintf(out, "- commits/s: %.0f (every accepted commit request of the mixed phase: small and medium puts, "+
+		"and with -small-batch one more per put for its folder)\n", commit.perSec)
 	if c.loginDuration > 0 {
 		fmt.Fprintf(out, "- logins/s: %.0f (target >= %d): %s\n", login.perSec, targetLoginPerSec,
 			verdict(login.perSec >= targetLoginPerSec))
