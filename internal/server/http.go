@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"coffer"
@@ -178,6 +179,7 @@ type reqInfo struct {
 	session string   // session ID prefix
 	err     error    // cause of a 5xx
 	metrics *metrics // counts store errors
+	release func()   // gives up the request's admission slot (idempotent); nil if it has none
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -296,7 +298,8 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				writeError(rw, r, errOverloaded)
 				return
 			}
-			defer s.admit.release()
+			info.release = sync.OnceFunc(s.admit.release)
+			defer info.release()
 		}
 		mux.ServeHTTP(rw, r)
 	})
