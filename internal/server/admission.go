@@ -163,15 +163,6 @@ func (a *admission) stats() (running, queued int) {
 	return a.running, a.queued
 }
 
-// leaveAdmission gives up the request's admission slot before it waits on storage I/O (a blob
-// write, a group commit), so that the bound applies to the CPU-heavy part of requests and the
-// writes of many requests can share one fsync. What follows it must be short.
-func leaveAdmission(ctx context.Context) {
-	if info := infoFrom(ctx); info != nil && info.release != nil {
-		info.release()
-	}
-}
-
 // errOverloaded is the answer when the admission queue is full.
 var errOverloaded = &apiError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
 	msg: "server busy: retry", retryAfter: 1}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -172,22 +171,4 @@ func TestAdmissionReserve(t *testing.T) {
 	if r, q := a.stats(); r != 3 || q != 0 {
 		t.Fatalf("running %d, queued %d; want 3, 0", r, q)
 	}
-}
-
-// TestLeaveAdmission: a request gives its slot back once, however often it leaves, and the
-// middleware's final release does not free a second slot.
-func TestLeaveAdmission(t *testing.T) {
-	a := newAdmission(2, 2)
-	if !a.acquire(context.Background(), prioCommit) || !a.acquire(context.Background(), prioCommit) {
-		t.Fatal("free slots refused")
-	}
-	info := &reqInfo{release: sync.OnceFunc(a.release)}
-	ctx := context.WithValue(context.Background(), reqInfoKey{}, info)
-	leaveAdmission(ctx)
-	leaveAdmission(ctx)
-	info.release() // the middleware's deferred release
-	if r, _ := a.stats(); r != 1 {
-		t.Fatalf("running %d; want 1", r)
-	}
-	leaveAdmission(context.Background()) // no request info: nothing happens
 }

@@ -447,7 +447,6 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) error
 	if err := s.verifyProof(ctx, r, acctID, acct != nil, req.Username, req.Challenge, req.Signature, loginKey, purpose); err != nil {
 		return err
 	}
-	leaveAdmission(ctx) // verified: what is left is the session's write and the answer
 	token, sess, err := s.createSession(ctx, acct.ID, req.Device)
 	if err != nil {
 		return err

@@ -55,7 +55,6 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 		}
 	}
 	body := http.MaxBytesReader(w, r.Body, size)
-	leaveAdmission(ctx) // the rest is I/O: receiving and storing the bytes, the bookkeeping
 	bid, err := s.blobs.Put(ctx, coffer.BlobID{}, body, size)
 	if err != nil {
 		var mbe *http.MaxBytesError

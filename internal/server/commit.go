@@ -495,7 +495,6 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 	if err != nil {
 		return err
 	}
-	leaveAdmission(ctx) // validated: what is left is the store's write
 	seq, err := s.meta.Commit(ctx, *c)
 	switch {
 	case errors.Is(err, coffer.ErrConflict):

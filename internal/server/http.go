@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"coffer"
@@ -179,7 +178,6 @@ type reqInfo struct {
 	session string   // session ID prefix
 	err     error    // cause of a 5xx
 	metrics *metrics // counts store errors
-	release func()   // gives up the request's admission slot (idempotent); nil if it has none
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -298,8 +296,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				writeError(rw, r, errOverloaded)
 				return
 			}
-			info.release = sync.OnceFunc(s.admit.release)
-			defer info.release()
+			defer s.admit.release()
 		}
 		mux.ServeHTTP(rw, r)
 	})
