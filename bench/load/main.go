@@ -336,12 +336,20 @@ waitStreams:
 	}
 
 	// Phase 2: logins.
+	var loginCPU []float64
 	if c.loginDuration > 0 {
+		l0 := cpuSample(nodes)
 		r.phase.Store("login")
 		lctx, cancel := context.WithTimeout(ctx, c.loginDuration)
 		t0 = time.Now()
+		profDone := startProfiles(ctx, c, mode, runID, "login", c.loginDuration, nodes)
 		parallel(live, func(s *simClient) { r.loginLoop(lctx, s) })
+		profDone()
 		r.rec.setPhase("login", time.Since(t0))
+		loginCPU = cpuSample(nodes)
+		for i := range loginCPU {
+			loginCPU[i] -= l0[i]
+		}
 		cancel()
 	}
 
@@ -350,7 +358,7 @@ waitStreams:
 	cpu0 := cpuSample(nodes)
 	mctx, cancel := context.WithTimeout(ctx, c.duration)
 	t0 = time.Now()
-	profDone := startProfiles(ctx, c, mode, runID, nodes)
+	profDone := startProfiles(ctx, c, mode, runID, "mixed", c.duration, nodes)
 	parallel(live, func(s *simClient) { r.mixedLoop(mctx, s) })
 	profDone()
 	mixedWall := time.Since(t0)
@@ -378,7 +386,7 @@ waitStreams:
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	report(out, c, mode, desc, r, live, streamsOK, lost, rss, cpu1, mixedWall)
+	report(out, c, mode, desc, r, live, streamsOK, lost, rss, cpu1, loginCPU, mixedWall)
 	return nil
 }
 
@@ -420,7 +428,7 @@ func cpuSample(nodes []*node) []float64 {
 }
 
 func report(out io.Writer, c config, mode, desc string, r *runner, live []*simClient, streamsOK, lost int,
-	rss []int64, cpu []float64, mixedWall time.Duration) {
+	rss []int64, cpu, loginCPU []float64, mixedWall time.Duration) {
 	rows := r.rec.rows([]string{"signup", "login", "mixed"})
 	fmt.Fprintf(out, "\n### %s\n\n", desc)
 	fmt.Fprintf(out, "%d clients (%d signed up, %d change streams open), mixed phase %s, login phase %s, "+
@@ -457,6 +465,14 @@ func report(out io.Writer, c config, mode, desc string, r *runner, live []*simCl
 	if c.loginDuration > 0 {
 		fmt.Fprintf(out, "- logins/s: %.0f (target >= %d): %s\n", login.perSec, targetLoginPerSec,
 			verdict(login.perSec >= targetLoginPerSec))
+		if n := float64(login.count); n > 0 && len(loginCPU) > 0 {
+			server := 0.0
+			for _, v := range loginCPU[:len(loginCPU)-1] {
+				server += v
+			}
+			fmt.Fprintf(out, "- CPU per login: server %.2f ms, load generator (client side, cheap KDF) %.2f ms\n",
+				1000*server/n, 1000*loginCPU[len(loginCPU)-1]/n)
+		}
 	}
 	fmt.Fprintf(out, "- commit request p99: %s ms at %d clients (target <= %s ms at 200): %s\n", ms(commit.p99),
 		len(live), ms(targetCommitP99), verdict(commit.count > 0 && commit.p99 <= targetCommitP99))

@@ -12,10 +12,10 @@ import (
 )
 
 // startProfiles fetches, from every node's private pprof listener, a CPU, a block and a mutex
-// profile covering the mixed phase (all but its first and last second) into c.profile, named
-// MODE-RUNID-nodeN.{cpu,block,mutex}.pprof. The returned function waits for them. Without
+// profile covering a phase of length d (all but its first and last second) into c.profile, named
+// MODE-RUNID-PHASE-nodeN.{cpu,block,mutex}.pprof. The returned function waits for them. Without
 // -profile it does nothing. Read them with `go tool pprof BIN FILE`.
-func startProfiles(ctx context.Context, c config, mode, runID string, nodes []*node) func() {
+func startProfiles(ctx context.Context, c config, mode, runID, phase string, d time.Duration, nodes []*node) func() {
 	if c.profile == "" {
 		return func() {}
 	}
@@ -23,7 +23,7 @@ func startProfiles(ctx context.Context, c config, mode, runID string, nodes []*n
 		fmt.Fprintln(os.Stderr, "load: profile:", err)
 		return func() {}
 	}
-	secs := max(int((c.duration-2*time.Second)/time.Second), 1)
+	secs := max(int((d-2*time.Second)/time.Second), 1)
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		for _, kind := range []string{"profile", "block", "mutex"} {
@@ -34,7 +34,7 @@ func startProfiles(ctx context.Context, c config, mode, runID string, nodes []*n
 				if name == "" {
 					name = kind
 				}
-				path := filepath.Join(c.profile, fmt.Sprintf("%s-%s-node%d.%s.pprof", mode, runID, i+1, name))
+				path := filepath.Join(c.profile, fmt.Sprintf("%s-%s-%s-node%d.%s.pprof", mode, runID, phase, i+1, name))
 				if err := fetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", n.debug, kind, secs), path); err != nil {
 					fmt.Fprintln(os.Stderr, "load: profile:", err)
 				}
