@@ -290,9 +290,11 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			ok := s.admit.acquire(r.Context(), prio)
 			s.metrics.admitWaiting.Add(-1)
 			if !ok {
-				if r.Context().Err() == nil {
-					s.metrics.admitRefused.Add(1)
+				if err := r.Context().Err(); err != nil { // the client gave up while it waited
+					writeError(rw, r, internalError("admission", err))
+					return
 				}
+				s.metrics.admitRefused.Add(1)
 				writeError(rw, r, errOverloaded)
 				return
 			}
