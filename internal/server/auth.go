@@ -73,6 +73,7 @@ func (s *Server) authenticate(r *http.Request) (*metastore.Session, error) {
 	sess, ok := s.sessions.get(th, now)
 	if !ok {
 		var err error
+		gen := s.sessions.begin()
 		sess, err = s.meta.SessionByToken(ctx, th)
 		if errors.Is(err, coffer.ErrNotFound) {
 			return nil, errUnauthorized
@@ -80,13 +81,13 @@ func (s *Server) authenticate(r *http.Request) (*metastore.Session, error) {
 		if err != nil {
 			return nil, internalError("session lookup", err)
 		}
-		s.sessions.put(sess, now)
+		s.sessions.put(sess, now, gen)
 	}
 	if !now.Before(sess.Expires) {
-		s.sessions.drop(sess.Account, sess.ID, "")
 		if err := s.meta.DeleteSession(ctx, sess.Account, sess.ID); err != nil && !errors.Is(err, coffer.ErrNotFound) {
 			s.log.Warn("delete expired session", "err", err)
 		}
+		s.sessions.drop(sess.Account, sess.ID, "")
 		return nil, errUnauthorized
 	}
 	if now.Sub(sess.LastUsed) >= sessionTouchStep {
@@ -472,7 +473,7 @@ func fakeLoginKey(s *Server, username string) []byte {
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
-	s.sessions.drop(sess.Account, sess.ID, "")
+	defer s.sessions.drop(sess.Account, sess.ID, "") // after the store's delete
 	if err := s.meta.DeleteSession(r.Context(), sess.Account, sess.ID); err != nil && !errors.Is(err, coffer.ErrNotFound) {
 		return internalError("logout", err)
 	}

@@ -21,12 +21,15 @@ const maxCachedSessions = 1 << 16
 //
 // Staleness is bounded: an entry is used for at most ttl after it was read from the store.
 // Revocations made through this node (logout, DELETE /v1/sessions/{id}, password change, expiry)
-// drop the entries at once; a revocation made through another node takes effect here within ttl.
-// The session's expiry is checked on every request against the cached copy.
+// drop the entries once the store has deleted the sessions; a lookup that was in flight during a
+// revocation is not cached (the generation moved), so it cannot bring a revoked session back. A
+// revocation made through another node takes effect here within ttl. The session's expiry is
+// checked on every request against the cached copy.
 type sessionCache struct {
 	ttl time.Duration
 
 	mu        sync.Mutex
+	gen       uint64 // incremented by every drop
 	byToken   map[[32]byte]cachedSession
 	byAccount map[coffer.AccountID]map[[32]byte]struct{}
 }
@@ -60,13 +63,27 @@ func (c *sessionCache) get(h [32]byte, now time.Time) (metastore.Session, bool) 
 	return e.sess, true
 }
 
-// put caches sess, read from the store at fetched.
-func (c *sessionCache) put(sess metastore.Session, fetched time.Time) {
+// begin returns the generation to pass to put for a store lookup about to start.
+func (c *sessionCache) begin() uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put caches sess, read from the store at fetched by a lookup that started at generation gen;
+// if any session was dropped since, it caches nothing.
+func (c *sessionCache) put(sess metastore.Session, fetched time.Time, gen uint64) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if _, ok := c.byToken[sess.TokenHash]; !ok && len(c.byToken) >= maxCachedSessions {
 		for h, e := range c.byToken {
 			if fetched.Sub(e.fetched) >= c.ttl {
@@ -101,13 +118,14 @@ func (c *sessionCache) update(sess metastore.Session) {
 }
 
 // drop forgets the account's sessions: the one with ID id, or (id == "") all of them except the
-// one with ID keep.
+// one with ID keep. Call it after the store deleted them.
 func (c *sessionCache) drop(acct coffer.AccountID, id, keep string) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for h := range c.byAccount[acct] {
 		sid := c.byToken[h].sess.ID
 		if (id != "" && sid == id) || (id == "" && sid != keep) {

@@ -122,12 +122,35 @@ func TestSessionCacheBounded(t *testing.T) {
 	for i := range maxCachedSessions + 10 {
 		s := sess
 		s.TokenHash[0], s.TokenHash[1], s.TokenHash[2] = byte(i), byte(i>>8), byte(i>>16)
-		c.put(s, now)
+		c.put(s, now, c.begin())
 		if n := len(c.byToken); n > maxCachedSessions {
 			t.Fatalf("%d entries after %d puts", n, i+1)
 		}
 	}
 	if _, ok := c.get(sess.TokenHash, now.Add(time.Minute)); ok {
 		t.Fatal("entry older than the TTL was served")
+	}
+}
+
+// TestSessionCacheInFlightLookup: a lookup that read the session before a revocation and caches
+// it after the revocation's drop must not bring the revoked session back.
+func TestSessionCacheInFlightLookup(t *testing.T) {
+	c := newSessionCache(time.Minute)
+	now := time.Now()
+	e := newEnv(t)
+	u := e.signup("erin")
+	sess, err := e.meta.SessionByToken(t.Context(), tokenHash(u.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := c.begin()                  // a request starts its lookup and reads the session...
+	c.drop(sess.Account, sess.ID, "") // ...meanwhile the session is revoked and dropped...
+	c.put(sess, now, gen)             // ...and the lookup tries to cache what it read
+	if _, ok := c.get(sess.TokenHash, now); ok {
+		t.Fatal("a lookup from before the revocation was cached")
+	}
+	c.put(sess, now, c.begin()) // a lookup after the revocation caches normally
+	if _, ok := c.get(sess.TokenHash, now); !ok {
+		t.Fatal("a lookup after the revocation was not cached")
 	}
 }
