@@ -50,6 +50,11 @@ func (s *Store) writeGrouped(ctx context.Context, fn func(tx *sql.Tx) error) err
 	s.gmu.Unlock()
 	for {
 		select {
+		case <-req.done: // served by a group (checked first: no need to lead another)
+			return req.err
+		default:
+		}
+		select {
 		case <-req.done:
 			return req.err
 		case s.wsem <- struct{}{}:
