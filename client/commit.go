@@ -109,33 +109,71 @@ func blobsOf(ct *format.Content) []coffer.BlobID {
 	return out
 }
 
-// update runs build against a fresh view and commits what it staged, rebuilding from a fresh view
-// when the head moved (conflict). build must be repeatable: it is called once per attempt.
+// cachedView returns the last verified view without asking the server whether it is still
+// current (nil if there is none).
+func (c *Client) cachedView() *view {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cache
+}
+
+// withCachedView runs fn on the cached view (cached == true) and, if there is none or fn fails in
+// any way on it, once more through withView on the server's current head. It saves the listing
+// round trip of a write whose commit will check the base anyway (compare-and-swap on the head
+// version): fn must treat what it reads on a cached view as possibly stale, and return an error
+// (errStale will do) for any decision that the commit does not re-check.
+func (c *Client) withCachedView(ctx context.Context, fn func(v *view, cached bool) error) error {
+	if v := c.cachedView(); v != nil {
+		err := fn(v, true)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return c.withView(ctx, func(v *view) error { return fn(v, false) })
+}
+
+// update runs build and commits what it staged, rebuilding from a fresh view when the head moved
+// (conflict). The first attempt builds on the cached view, if any, without a listing round trip:
+// the commit's compare-and-swap on the base version refuses it if the tree moved since, and build
+// then runs again on a fresh view (as it does after any failure on the cached one). build must be
+// repeatable: it is called once per attempt.
 func (c *Client) update(ctx context.Context, build func(t *txn) error) (err error) {
 	defer func() { err = c.verdict(stageListing, err) }() // failure alerts (alert.go)
+	cached := c.cachedView()
 	for attempt := 0; attempt < commitRetries; attempt++ {
-		v, err := c.view(ctx)
-		if errors.Is(err, errStale) {
-			continue // a shared folder's key changed: read again
-		}
-		if err != nil {
-			return err
+		v, fromCache := cached, cached != nil
+		cached = nil
+		if v == nil {
+			var err error
+			v, err = c.view(ctx)
+			if errors.Is(err, errStale) {
+				continue // a shared folder's key changed: read again
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if err := c.checkWritable(); err != nil {
 			return err
 		}
 		t := &txn{c: c, v: v, fresh: map[coffer.NodeID]bool{}, nodes: map[coffer.NodeID]bool{}}
-		err = build(t)
-		if errors.Is(err, errStale) {
+		err := build(t)
+		if errors.Is(err, errStale) || (err != nil && fromCache && ctx.Err() == nil) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
 		if len(t.recs) == 0 {
+			if fromCache {
+				continue // "nothing to do" is not checked by a commit: decide it on the current head
+			}
 			return nil
 		}
 		err = c.commit(ctx, t)
+		if errors.Is(err, errStale) && fromCache {
+			continue // the cached view was behind: no contention, no back-off
+		}
 		if errors.Is(err, errStale) {
 			c.log.Debug("client: head moved, rebuilding the commit", "attempt", attempt+1)
 			// Jittered back-off so that concurrent writers do not keep colliding.

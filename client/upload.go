@@ -57,6 +57,7 @@ type uploader struct {
 	done   chan *upFile
 
 	cur       *upPack
+	smallLeft int // sealed bytes of the small files not yet packed (sizes a small pack's buffer)
 	scratch   []byte
 	preTokens chan struct{} // read-ahead window of small files
 
@@ -89,9 +90,12 @@ func (c *Client) Upload(ctx context.Context, locals []string, remote string, opt
 		return tc.Upload(ctx, locals, rel, opts)
 	}
 	var plan *upPlan
-	err := c.withView(ctx, func(v *view) error {
+	err := c.withCachedView(ctx, func(v *view, cached bool) error {
 		var err error
 		plan, err = c.planUpload(ctx, v, locals, remote, opts)
+		if err == nil && cached && plan.skipped > 0 {
+			return errStale // a skip is never re-checked: decide it on the current head
+		}
 		return err
 	})
 	if err != nil {
@@ -138,6 +142,11 @@ func (u *uploader) err() error {
 
 func (u *uploader) run(files []*upFile) error {
 	defer u.cancel(nil)
+	for _, f := range files {
+		if n := format.ChunkCount(uint64(max(f.size, 0)), format.DefaultChunkSize); n > 0 && n <= packChunks {
+			u.smallLeft += int(f.size) + 16*int(n)
+		}
+	}
 	var wg sync.WaitGroup
 	u.startPrefetch(files, &wg)
 	wg.Add(1)
@@ -254,8 +263,9 @@ func (u *uploader) journalBatch(batch []*upPack) error {
 	return nil
 }
 
-// getBuf waits for a free pack buffer.
-func (u *uploader) getBuf() ([]byte, error) {
+// getBuf waits for a free pack buffer of at least n bytes (at most packCap). A few small files
+// get a buffer of their size, not the 4 MiB a full pack needs.
+func (u *uploader) getBuf(n int) ([]byte, error) {
 	select {
 	case u.tokens <- struct{}{}:
 	case <-u.ctx.Done():
@@ -263,10 +273,12 @@ func (u *uploader) getBuf() ([]byte, error) {
 	}
 	select {
 	case b := <-u.free:
-		return b, nil
+		if len(b) >= n {
+			return b, nil
+		}
 	default:
-		return make([]byte, packCap), nil
 	}
+	return make([]byte, min(max(n, 0), packCap)), nil
 }
 
 func (u *uploader) release(p *upPack) {
@@ -298,7 +310,11 @@ func (u *uploader) flush() error {
 }
 
 func (u *uploader) newPack(big *upFile) error {
-	b, err := u.getBuf()
+	n := packCap
+	if big == nil {
+		n = u.smallLeft // every small file still to come fits, or a full pack
+	}
+	b, err := u.getBuf(n)
 	if err != nil {
 		return err
 	}
@@ -353,14 +369,17 @@ func (u *uploader) readFile(f *upFile) error {
 
 	h := sha256.New()
 	if !big && n > 0 {
-		if need := int(size) + 16*int(n); u.cur == nil || u.cur.big != nil || u.cur.n+need > len(u.cur.buf) {
+		need := int(size) + 16*int(n)
+		if u.cur == nil || u.cur.big != nil || u.cur.n+need > len(u.cur.buf) {
 			if err := u.flush(); err != nil {
 				return err
 			}
+			u.smallLeft = max(u.smallLeft, need) // the file grew since the plan
 			if err := u.newPack(nil); err != nil {
 				return err
 			}
 		}
+		u.smallLeft = max(u.smallLeft-need, 0)
 	}
 	changed := func() error {
 		return fmt.Errorf("client: upload %s: the file changed while it was read: %w", f.local, coffer.ErrConflict)

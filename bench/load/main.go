@@ -59,6 +59,8 @@ type config struct {
 	coffer         string
 	dir            string
 	keep           bool
+	profile        string
+	serveFlags     []string
 }
 
 func main() {
@@ -78,7 +80,10 @@ func main() {
 	flag.StringVar(&c.coffer, "coffer", "", "coffer binary to run (default: go build ./cmd/coffer into the work directory)")
 	flag.StringVar(&c.dir, "dir", "", "work directory (default: a new folder under /var/tmp, deleted at the end)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (server logs, data)")
+	serveFlags := flag.String("serve-flags", "", "extra flags for every `coffer serve`, space-separated (e.g. \"--max-active 16\")")
+	flag.StringVar(&c.profile, "profile", "", "write each node's CPU, block and mutex profiles of the mixed phase into this folder (served by a private --metrics-listen)")
 	flag.Parse()
+	c.serveFlags = strings.Fields(*serveFlags)
 	var err error
 	if c.smallSize, err = parseSize(smallS); err != nil {
 		fatal(fmt.Errorf("-small-size: %w", err))
@@ -202,7 +207,7 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	}
 	if mode == "embedded" {
 		data := filepath.Join(dir, "embedded-"+runID)
-		n, err := startNode(ctx, bin, []string{"--data", data}, nil, filepath.Join(dir, "embedded-"+runID+".log"))
+		n, err := startNode(ctx, bin, append([]string{"--data", data}, c.serveFlags...), nil, filepath.Join(dir, "embedded-"+runID+".log"), c.profile != "")
 		if err != nil {
 			return nil, "", err
 		}
@@ -220,8 +225,8 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	env := []string{"COFFER_S3_ACCESS_KEY=" + t.access, "COFFER_S3_SECRET_KEY=" + t.secret}
 	for i := range c.nodes {
 		name := fmt.Sprintf("scaleout-%s-node%d", runID, i+1)
-		n, err := startNode(ctx, bin, []string{"--data", filepath.Join(dir, name), "--db", c.pg, "--blobs", blobs},
-			env, filepath.Join(dir, name+".log"))
+		n, err := startNode(ctx, bin, append([]string{"--data", filepath.Join(dir, name), "--db", c.pg, "--blobs", blobs}, c.serveFlags...),
+			env, filepath.Join(dir, name+".log"), c.profile != "")
 		if err != nil {
 			stopAll()
 			return nil, "", err
@@ -331,12 +336,20 @@ waitStreams:
 	}
 
 	// Phase 2: logins.
+	var loginCPU []float64
 	if c.loginDuration > 0 {
+		l0 := cpuSample(nodes)
 		r.phase.Store("login")
 		lctx, cancel := context.WithTimeout(ctx, c.loginDuration)
 		t0 = time.Now()
+		profDone := startProfiles(ctx, c, mode, runID, "login", c.loginDuration, nodes)
 		parallel(live, func(s *simClient) { r.loginLoop(lctx, s) })
+		profDone()
 		r.rec.setPhase("login", time.Since(t0))
+		loginCPU = cpuSample(nodes)
+		for i := range loginCPU {
+			loginCPU[i] -= l0[i]
+		}
 		cancel()
 	}
 
@@ -345,7 +358,9 @@ waitStreams:
 	cpu0 := cpuSample(nodes)
 	mctx, cancel := context.WithTimeout(ctx, c.duration)
 	t0 = time.Now()
+	profDone := startProfiles(ctx, c, mode, runID, "mixed", c.duration, nodes)
 	parallel(live, func(s *simClient) { r.mixedLoop(mctx, s) })
+	profDone()
 	mixedWall := time.Since(t0)
 	r.rec.setPhase("mixed", mixedWall)
 	cpu1 := cpuSample(nodes)
@@ -371,7 +386,7 @@ waitStreams:
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	report(out, c, mode, desc, r, live, streamsOK, lost, rss, cpu1, mixedWall)
+	report(out, c, mode, desc, r, live, streamsOK, lost, rss, cpu1, loginCPU, mixedWall)
 	return nil
 }
 
@@ -413,7 +428,7 @@ func cpuSample(nodes []*node) []float64 {
 }
 
 func report(out io.Writer, c config, mode, desc string, r *runner, live []*simClient, streamsOK, lost int,
-	rss []int64, cpu []float64, mixedWall time.Duration) {
+	rss []int64, cpu, loginCPU []float64, mixedWall time.Duration) {
 	rows := r.rec.rows([]string{"signup", "login", "mixed"})
 	fmt.Fprintf(out, "\n### %s\n\n", desc)
 	fmt.Fprintf(out, "%d clients (%d signed up, %d change streams open), mixed phase %s, login phase %s, "+
@@ -445,9 +460,19 @@ func report(out io.Writer, c config, mode, desc string, r *runner, live []*simCl
 	fmt.Fprintf(out, "Targets (%s):\n\n", mode)
 	fmt.Fprintf(out, "- committed small files/s: %.0f (target >= %d): %s\n", smallFiles, targetSmallPerSec,
 		verdict(smallFiles >= targetSmallPerSec))
+	fmt.Fprintf(out, "- commits/s: %.0f (every accepted commit request of the mixed phase: small and medium puts, "+
+		"and with -small-batch one more per put for its folder)\n", commit.perSec)
 	if c.loginDuration > 0 {
 		fmt.Fprintf(out, "- logins/s: %.0f (target >= %d): %s\n", login.perSec, targetLoginPerSec,
 			verdict(login.perSec >= targetLoginPerSec))
+		if n := float64(login.count); n > 0 && len(loginCPU) > 0 {
+			server := 0.0
+			for _, v := range loginCPU[:len(loginCPU)-1] {
+				server += v
+			}
+			fmt.Fprintf(out, "- CPU per login: server %.2f ms, load generator (client side, cheap KDF) %.2f ms\n",
+				1000*server/n, 1000*loginCPU[len(loginCPU)-1]/n)
+		}
 	}
 	fmt.Fprintf(out, "- commit request p99: %s ms at %d clients (target <= %s ms at 200): %s\n", ms(commit.p99),
 		len(live), ms(targetCommitP99), verdict(commit.count > 0 && commit.p99 <= targetCommitP99))

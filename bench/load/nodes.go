@@ -23,6 +23,7 @@ import (
 // node is one running `coffer serve` process.
 type node struct {
 	url     string
+	debug   string // base URL of the private metrics/pprof listener ("" without -profile)
 	cmd     *exec.Cmd
 	log     *os.File
 	done    chan struct{} // closed when the process has exited
@@ -74,12 +75,22 @@ func freePort() (int, error) {
 
 // startNode runs `bin serve args… --listen 127.0.0.1:P` with extra environment, logging to
 // logPath, and waits until GET /healthz answers.
-func startNode(ctx context.Context, bin string, args, env []string, logPath string) (*node, error) {
+func startNode(ctx context.Context, bin string, args, env []string, logPath string, profile bool) (*node, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	debug := ""
+	if profile {
+		dport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		debug = fmt.Sprintf("127.0.0.1:%d", dport)
+		args = append(args, "--metrics-listen", debug)
+		debug = "http://" + debug
+	}
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("load: node log: %w", err)
@@ -93,7 +104,7 @@ func startNode(ctx context.Context, bin string, args, env []string, logPath stri
 		lf.Close()
 		return nil, fmt.Errorf("load: start coffer serve: %w", err)
 	}
-	n := &node{url: "http://" + addr, cmd: cmd, log: lf, done: make(chan struct{})}
+	n := &node{url: "http://" + addr, debug: debug, cmd: cmd, log: lf, done: make(chan struct{})}
 	go func() { n.waitErr = cmd.Wait(); close(n.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -22,11 +22,12 @@ var serverEnv = map[string]string{
 
 // serveKeys are the keys of serve's config file; admin commands reading the same file ignore the
 // ones they do not use.
-var serveKeys = []string{"data", "db", "blobs", "listen", "metrics-listen", "tls-cert", "tls-key", "invite-only", "quota", "keep-versions"}
+var serveKeys = []string{"data", "db", "blobs", "listen", "metrics-listen", "tls-cert", "tls-key", "invite-only", "quota", "keep-versions", "max-active"}
 
 // configFileHelp documents --config for the commands that take it.
 const configFileHelp = `The --config file holds "key = value" lines whose keys are the command's long flag names
-(data, db, blobs, listen, metrics-listen, tls-cert, tls-key, invite-only, quota, keep-versions);
+(data, db, blobs, listen, metrics-listen, tls-cert, tls-key, invite-only, quota, keep-versions,
+max-active);
 blank lines and lines starting with # are ignored; values are taken literally (no quotes, no
 escapes). Command-line flags win over environment variables, which win over the file. The file
 may hold a database password: keep it mode 0600.`

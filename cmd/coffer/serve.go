@@ -87,7 +87,7 @@ func (a *app) serveCmd() *cobra.Command {
 		db, blobs, configFile             string
 		metricsListen                     string
 		inviteOnly                        bool
-		keepVersions                      int
+		keepVersions, maxActive           int
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -146,7 +146,7 @@ doc/SCALING.md.
 			}
 			err := server.Serve(cmd.Context(), server.ServeConfig{
 				DataDir: dataDir, DB: db, Blobs: blobs, Listen: listen, TLSCert: cert, TLSKey: key, MetricsListen: metricsListen,
-				InviteOnly: inviteOnly, DefaultQuota: q, KeepVersions: keepVersions,
+				InviteOnly: inviteOnly, DefaultQuota: q, KeepVersions: keepVersions, MaxActive: maxActive,
 				Logger: slog.New(slog.NewJSONHandler(a.stderr, nil)),
 				OnListen: func(url string) {
 					fmt.Fprintf(a.stderr, "coffer: serving on %s\n", url)
@@ -162,6 +162,7 @@ doc/SCALING.md.
 	c.Flags().BoolVar(&inviteOnly, "invite-only", false, "sign-up needs an invite code from 'coffer admin invite'")
 	c.Flags().StringVar(&quota, "quota", "", "per-account storage quota: BYTES or e.g. 500MiB, 10GiB, 1TB (default unlimited)")
 	c.Flags().IntVar(&keepVersions, "keep-versions", server.DefaultKeepVersions, "older versions kept per file")
+	c.Flags().IntVar(&maxActive, "max-active", 0, "API requests run at once; more wait in a queue, commits first (default 8 per CPU; -1: no limit)")
 	storeFlags(c, &db, &blobs)
 	c.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve GET /metrics only on this separate address (plain HTTP; keep it private) instead of the main one")
 	c.Flags().StringVar(&configFile, "config", "", "read settings from this key=value file (see above)")

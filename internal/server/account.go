@@ -263,6 +263,7 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, sess *me
 		return internalError("set credentials", err)
 	}
 	if !req.KeepSessions {
+		defer s.sessions.drop(a.ID, "", sess.ID) // after the store's delete
 		if err := s.meta.DeleteSessions(ctx, a.ID, sess.ID); err != nil {
 			return internalError("revoke sessions", err)
 		}
@@ -296,6 +297,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request, ses
 	if len(id) != 32 || !isLowerHex(id) {
 		return errBadRequest("path: session id %q: want 32 lowercase hex digits", id)
 	}
+	defer s.sessions.drop(sess.Account, id, "") // after the store's delete
 	err := s.meta.DeleteSession(r.Context(), sess.Account, id)
 	if errors.Is(err, coffer.ErrNotFound) {
 		return errNotFound("session")

@@ -68,18 +68,26 @@ func (s *Server) authenticate(r *http.Request) (*metastore.Session, error) {
 	if !ok || len(token) != 43 {
 		return nil, errUnauthorized
 	}
-	sess, err := s.meta.SessionByToken(ctx, tokenHash(token))
-	if errors.Is(err, coffer.ErrNotFound) {
-		return nil, errUnauthorized
-	}
-	if err != nil {
-		return nil, internalError("session lookup", err)
-	}
+	th := tokenHash(token)
 	now := s.now()
+	sess, ok := s.sessions.get(th, now)
+	if !ok {
+		var err error
+		gen := s.sessions.begin()
+		sess, err = s.meta.SessionByToken(ctx, th)
+		if errors.Is(err, coffer.ErrNotFound) {
+			return nil, errUnauthorized
+		}
+		if err != nil {
+			return nil, internalError("session lookup", err)
+		}
+		s.sessions.put(sess, now, gen)
+	}
 	if !now.Before(sess.Expires) {
 		if err := s.meta.DeleteSession(ctx, sess.Account, sess.ID); err != nil && !errors.Is(err, coffer.ErrNotFound) {
 			s.log.Warn("delete expired session", "err", err)
 		}
+		s.sessions.drop(sess.Account, sess.ID, "")
 		return nil, errUnauthorized
 	}
 	if now.Sub(sess.LastUsed) >= sessionTouchStep {
@@ -87,6 +95,7 @@ func (s *Server) authenticate(r *http.Request) (*metastore.Session, error) {
 		if err := s.meta.TouchSession(ctx, sess.ID, sess.LastUsed, sess.Expires); err != nil {
 			return nil, internalError("touch session", err)
 		}
+		s.sessions.update(sess)
 	}
 	if info := infoFrom(ctx); info != nil {
 		info.session = sess.ID[:8]
@@ -354,6 +363,15 @@ func (s *Server) verifyProof(ctx context.Context, r *http.Request, acctID coffer
 		s.log.Info("login failed", "username", username, "client", keys[1])
 		return errLoginFailed
 	}
+	// Clear the username's counter, without a write (a serialised transaction with SQLite) when
+	// there is nothing to clear: the usual case.
+	n, _, err := s.meta.LoginFailures(ctx, keys[0])
+	if err != nil {
+		return internalError("login failures", err)
+	}
+	if n == 0 {
+		return nil
+	}
 	if err := s.meta.SetLoginFailures(ctx, keys[0], 0, time.Time{}); err != nil {
 		return internalError("login failures", err)
 	}
@@ -455,6 +473,7 @@ func fakeLoginKey(s *Server, username string) []byte {
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
+	defer s.sessions.drop(sess.Account, sess.ID, "") // after the store's delete
 	if err := s.meta.DeleteSession(r.Context(), sess.Account, sess.ID); err != nil && !errors.Is(err, coffer.ErrNotFound) {
 		return internalError("logout", err)
 	}

@@ -285,6 +285,21 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				return
 			}
 		}
+		if prio := requestPriority(r); prio >= 0 && s.admit != nil {
+			s.metrics.admitWaiting.Add(1)
+			ok := s.admit.acquire(r.Context(), prio)
+			s.metrics.admitWaiting.Add(-1)
+			if !ok {
+				if err := r.Context().Err(); err != nil { // the client gave up while it waited
+					writeError(rw, r, internalError("admission", err))
+					return
+				}
+				s.metrics.admitRefused.Add(1)
+				writeError(rw, r, errOverloaded)
+				return
+			}
+			defer s.admit.release()
+		}
 		mux.ServeHTTP(rw, r)
 	})
 }

@@ -33,6 +33,8 @@ type metrics struct {
 
 	bytesIn, bytesOut atomic.Int64
 	streams           atomic.Int64 // open change streams
+	admitWaiting      atomic.Int64 // requests waiting for admission
+	admitRefused      atomic.Uint64
 	storeErrors       atomic.Uint64
 	commits           atomic.Uint64
 	blobPuts          atomic.Uint64
@@ -130,6 +132,9 @@ func (m *metrics) write(w io.Writer) error {
 	counter("coffer_http_response_bytes_total", "Response body bytes written.", m.bytesOut.Load())
 	head("coffer_change_streams", "gauge", "Open change streams (server-sent events).")
 	fmt.Fprintf(bw, "coffer_change_streams %d\n", m.streams.Load())
+	head("coffer_admission_waiting", "gauge", "API requests waiting for admission (the server runs a bounded number at once).")
+	fmt.Fprintf(bw, "coffer_admission_waiting %d\n", m.admitWaiting.Load())
+	counter("coffer_admission_refused_total", "API requests refused with 503 because the admission queue was full.", m.admitRefused.Load())
 	counter("coffer_store_errors_total", "Requests that failed on a metadata or blob store error (answered 5xx).", m.storeErrors.Load())
 	counter("coffer_commits_total", "Accepted commits (sign-ups included).", m.commits.Load())
 	counter("coffer_blob_puts_total", "Blob uploads recorded.", m.blobPuts.Load())

@@ -48,9 +48,12 @@ type ServeConfig struct {
 	// Config, where 0 means the default). CLIs pass DefaultKeepVersions unless told otherwise.
 	KeepVersions int
 	Logger       *slog.Logger
-	// MetricsListen, if set, is a separate TCP address serving only GET /metrics (plain HTTP;
-	// keep it private), and the main listener then does not serve /metrics.
+	// MetricsListen, if set, is a separate TCP address serving GET /metrics and the Go profiler
+	// (/debug/pprof/, with block and mutex sampling switched on; plain HTTP: keep it private),
+	// and the main listener then does not serve /metrics.
 	MetricsListen string
+	// MaxActive is Config.MaxActive (0: the default; negative: no admission control).
+	MaxActive int
 	// OnListen, if set, is called with the base URL once the listener is open (tests, CLIs).
 	OnListen func(url string)
 }
@@ -91,7 +94,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	scfg := Config{
 		Meta: stores.Meta, Blobs: stores.Blobs, Logger: log, Secret: secret,
 		InviteOnly: cfg.InviteOnly, DefaultQuota: cfg.DefaultQuota, KeepVersions: keep,
-		PrivateMetrics: cfg.MetricsListen != "",
+		PrivateMetrics: cfg.MetricsListen != "", MaxActive: cfg.MaxActive,
 	}
 	stores.apply(&scfg)
 	srv, err := New(scfg)
@@ -139,6 +142,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", srv.MetricsHandler())
+		profileRoutes(mux)
 		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go ms.Serve(mln)

@@ -53,6 +53,15 @@ type Config struct {
 	GCInterval time.Duration
 	// SessionTTL is the sliding session lifetime (default 30 days).
 	SessionTTL time.Duration
+	// SessionCacheTTL is how long a verified session is trusted from memory before the store is
+	// asked again (default DefaultSessionCacheTTL; negative: no cache). Revocations through this
+	// server take effect at once; through another node sharing the store, within this time.
+	SessionCacheTTL time.Duration
+	// MaxActive bounds the API requests running at once (default DefaultMaxActivePerCPU per
+	// CPU; negative: no bound). Change streams are not counted. MaxQueued bounds those waiting
+	// for a slot (default DefaultMaxQueued); past it a request is answered 503 with Retry-After.
+	// Commits and login completions are admitted before other waiting requests.
+	MaxActive, MaxQueued int
 	// Secret (32 bytes) keys the stateless login challenges and the fake prelogin answers for
 	// unknown usernames. It must stay stable across restarts (Serve keeps it in server.secret).
 	Secret []byte
@@ -96,6 +105,8 @@ type Server struct {
 
 	metrics    *metrics
 	challenges *challengeSet
+	sessions   *sessionCache   // nil: no cache
+	admit      *admission      // nil: no admission control
 	blobLocks  [256]sync.Mutex // serialise upload bookkeeping against GC deletes, by id[0]
 
 	closeOnce sync.Once
@@ -134,6 +145,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SessionCacheTTL == 0 {
+		cfg.SessionCacheTTL = DefaultSessionCacheTTL
+	}
 	s := &Server{
 		cfg:        cfg,
 		meta:       cfg.Meta,
@@ -143,6 +157,12 @@ func New(cfg Config) (*Server, error) {
 		metrics:    newMetrics(),
 		challenges: newChallengeSet(),
 		closing:    make(chan struct{}),
+	}
+	if cfg.MaxActive >= 0 {
+		s.admit = newAdmission(cfg.MaxActive, cfg.MaxQueued)
+	}
+	if cfg.SessionCacheTTL > 0 {
+		s.sessions = newSessionCache(cfg.SessionCacheTTL)
 	}
 	if s.notify == nil {
 		s.ownHub = NewHub()

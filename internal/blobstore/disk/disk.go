@@ -37,6 +37,9 @@ type Store struct {
 	blobs string // dir/blobs
 	tmp   string // dir/tmp
 	bufs  sync.Pool
+	// made holds the fan-out directories known to exist (the store never removes one), so a
+	// Put skips the two mkdir calls, a measurable part of a small blob's cost.
+	made sync.Map
 }
 
 var _ blobstore.Store = (*Store)(nil)
@@ -136,10 +139,23 @@ func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int
 		os.Remove(tmpName) // already stored: the existing file is intact and durable
 		return sum, nil
 	}
-	if err := s.mkdirs(dir); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+	_, known := s.made.Load(dir)
+	if !known {
+		if err := s.mkdirs(dir); err != nil {
+			return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+		}
+		s.made.Store(dir, true)
 	}
-	if err := os.Rename(tmpName, final); err != nil {
+	err = os.Rename(tmpName, final)
+	if known && errors.Is(err, fs.ErrNotExist) { // removed behind the store's back: make it again
+		s.made.Delete(dir)
+		if err = s.mkdirs(dir); err != nil {
+			return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+		}
+		s.made.Store(dir, true)
+		err = os.Rename(tmpName, final)
+	}
+	if err != nil {
 		return coffer.BlobID{}, fmt.Errorf("disk: put: rename: %w", mapErr(err))
 	}
 	if err := syncDir(dir); err != nil {

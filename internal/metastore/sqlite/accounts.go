@@ -56,7 +56,7 @@ func (s *Store) CreateAccount(ctx context.Context, a metastore.Account, invite s
 			return cmp(err, fmt.Errorf("sqlite: create account: tree %s: %w", a.Tree, coffer.ErrExist))
 		}
 		if invite != "" {
-			res, err := tx.ExecContext(ctx, `UPDATE invites SET used_by = ?, used_at = ? WHERE code = ? AND used_by IS NULL`,
+			res, err := s.wq.in(tx).ExecContext(ctx, `UPDATE invites SET used_by = ?, used_at = ? WHERE code = ? AND used_by IS NULL`,
 				a.ID[:], time.Now().UnixNano(), invite)
 			if err != nil {
 				return fmt.Errorf("sqlite: create account: use invite: %w", err)
@@ -66,14 +66,14 @@ func (s *Store) CreateAccount(ctx context.Context, a metastore.Account, invite s
 			}
 		}
 		c := a.Credentials
-		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, username, created, kdf, login_key, master_key,
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO accounts (id, username, created, kdf, login_key, master_key,
 				recovery_login_key, recovery_master_key, bundle, bundle_gen, public_keys, tree, quota)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID[:], a.Username, nanos(a.Created), c.KDF, c.LoginKey, c.MasterKey, c.RecoveryLoginKey,
 			c.RecoveryMasterKey, a.Bundle, bgen, a.PublicKeys, a.Tree[:], a.Quota); err != nil {
 			return fmt.Errorf("sqlite: create account: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO usage (account) VALUES (?)`, a.ID[:]); err != nil {
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO usage (account) VALUES (?)`, a.ID[:]); err != nil {
 			return fmt.Errorf("sqlite: create account: %w", err)
 		}
 		var err error
@@ -119,7 +119,7 @@ func scanAccount(row *sql.Row) (metastore.Account, error) {
 
 // Account implements metastore.Accounts.
 func (s *Store) Account(ctx context.Context, id coffer.AccountID) (metastore.Account, error) {
-	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id[:]))
+	a, err := scanAccount(s.rq.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id[:]))
 	if err != nil {
 		return metastore.Account{}, notFound(err, "account %s", id)
 	}
@@ -128,7 +128,7 @@ func (s *Store) Account(ctx context.Context, id coffer.AccountID) (metastore.Acc
 
 // AccountByName implements metastore.Accounts. Names match exactly (byte for byte).
 func (s *Store) AccountByName(ctx context.Context, username string) (metastore.Account, error) {
-	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE username = ?`, username))
+	a, err := scanAccount(s.rq.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE username = ?`, username))
 	if err != nil {
 		return metastore.Account{}, notFound(err, "account by name")
 	}
@@ -138,7 +138,7 @@ func (s *Store) AccountByName(ctx context.Context, username string) (metastore.A
 // SetCredentials implements metastore.Accounts (ErrNotFound for an unknown account).
 func (s *Store) SetCredentials(ctx context.Context, id coffer.AccountID, c metastore.Credentials) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET kdf = ?, login_key = ?, master_key = ?,
+		res, err := s.wq.in(tx).ExecContext(ctx, `UPDATE accounts SET kdf = ?, login_key = ?, master_key = ?,
 			recovery_login_key = ?, recovery_master_key = ? WHERE id = ?`,
 			c.KDF, c.LoginKey, c.MasterKey, c.RecoveryLoginKey, c.RecoveryMasterKey, id[:])
 		if err != nil {
@@ -167,14 +167,14 @@ func (s *Store) SetBundle(ctx context.Context, id coffer.AccountID, oldGen, newG
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var cur int64
-		err := tx.QueryRowContext(ctx, `SELECT bundle_gen FROM accounts WHERE id = ?`, id[:]).Scan(&cur)
+		err := s.wq.in(tx).QueryRowContext(ctx, `SELECT bundle_gen FROM accounts WHERE id = ?`, id[:]).Scan(&cur)
 		if err != nil {
 			return notFound(err, "set bundle: account %s", id)
 		}
 		if cur != o {
 			return fmt.Errorf("sqlite: set bundle: stored generation is %d, not %d: %w", cur, o, coffer.ErrConflict)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET bundle = ?, bundle_gen = ?, public_keys = ? WHERE id = ?`,
+		if _, err := s.wq.in(tx).ExecContext(ctx, `UPDATE accounts SET bundle = ?, bundle_gen = ?, public_keys = ? WHERE id = ?`,
 			bundle, n, publicKeys, id[:]); err != nil {
 			return fmt.Errorf("sqlite: set bundle: %w", err)
 		}
@@ -191,7 +191,7 @@ func (s *Store) CreateInvite(ctx context.Context, code string, created time.Time
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM invites WHERE code = ?`, code); err != nil || ok {
 			return cmp(err, fmt.Errorf("sqlite: create invite: %w", coffer.ErrExist))
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO invites (code, created) VALUES (?, ?)`, code, nanos(created)); err != nil {
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO invites (code, created) VALUES (?, ?)`, code, nanos(created)); err != nil {
 			return fmt.Errorf("sqlite: create invite: %w", err)
 		}
 		return nil
@@ -204,7 +204,7 @@ func (s *Store) LoginFailures(ctx context.Context, key string) (int, time.Time, 
 		n    int
 		last sql.NullInt64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT n, last FROM login_failures WHERE key = ?`, key).Scan(&n, &last)
+	err := s.rq.QueryRowContext(ctx, `SELECT n, last FROM login_failures WHERE key = ?`, key).Scan(&n, &last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, nil
 	}
@@ -222,9 +222,9 @@ func (s *Store) SetLoginFailures(ctx context.Context, key string, n int, last ti
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var err error
 		if n == 0 {
-			_, err = tx.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key)
+			_, err = s.wq.in(tx).ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key)
 		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO login_failures (key, n, last) VALUES (?, ?, ?)
+			_, err = s.wq.in(tx).ExecContext(ctx, `INSERT INTO login_failures (key, n, last) VALUES (?, ?, ?)
 				ON CONFLICT (key) DO UPDATE SET n = excluded.n, last = excluded.last`, key, n, nanos(last))
 		}
 		if err != nil {
@@ -242,14 +242,16 @@ func (s *Store) CreateSession(ctx context.Context, se metastore.Session) error {
 	if se.ID == "" {
 		return fmt.Errorf("sqlite: create session: empty id: %w", coffer.ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	wait := ctx
+	ctx = context.WithoutCancel(ctx) // a group member's statements must not be interrupted
+	return s.writeGrouped(wait, func(tx *sql.Tx) error {
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM accounts WHERE id = ?`, se.Account[:]); err != nil || !ok {
 			return cmp(err, fmt.Errorf("sqlite: create session: account %s: %w", se.Account, coffer.ErrNotFound))
 		}
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM sessions WHERE id = ? OR token_hash = ?`, se.ID, se.TokenHash[:]); err != nil || ok {
 			return cmp(err, fmt.Errorf("sqlite: create session: %w", coffer.ErrExist))
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account, token_hash, device, created, last_used, expires)
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO sessions (id, account, token_hash, device, created, last_used, expires)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, se.ID, se.Account[:], se.TokenHash[:], se.Device,
 			nanos(se.Created), nanos(se.LastUsed), nanos(se.Expires)); err != nil {
 			return fmt.Errorf("sqlite: create session: %w", err)
@@ -278,7 +280,7 @@ func scanSession(sc interface{ Scan(...any) error }) (metastore.Session, error) 
 
 // SessionByToken implements metastore.Sessions.
 func (s *Store) SessionByToken(ctx context.Context, tokenHash [32]byte) (metastore.Session, error) {
-	se, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE token_hash = ?`, tokenHash[:]))
+	se, err := scanSession(s.rq.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE token_hash = ?`, tokenHash[:]))
 	if err != nil {
 		return metastore.Session{}, notFound(err, "session by token")
 	}
@@ -288,7 +290,7 @@ func (s *Store) SessionByToken(ctx context.Context, tokenHash [32]byte) (metasto
 // TouchSession implements metastore.Sessions (ErrNotFound for an unknown session).
 func (s *Store) TouchSession(ctx context.Context, id string, lastUsed, expires time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET last_used = ?, expires = ? WHERE id = ?`,
+		res, err := s.wq.in(tx).ExecContext(ctx, `UPDATE sessions SET last_used = ?, expires = ? WHERE id = ?`,
 			nanos(lastUsed), nanos(expires), id)
 		if err != nil {
 			return fmt.Errorf("sqlite: touch session: %w", err)
@@ -302,7 +304,7 @@ func (s *Store) TouchSession(ctx context.Context, id string, lastUsed, expires t
 
 // ListSessions implements metastore.Sessions (newest Created first).
 func (s *Store) ListSessions(ctx context.Context, acct coffer.AccountID) ([]metastore.Session, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE account = ?
+	rows, err := s.rq.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE account = ?
 		ORDER BY created DESC, id DESC`, acct[:])
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list sessions: %w", err)
@@ -325,7 +327,7 @@ func (s *Store) ListSessions(ctx context.Context, acct coffer.AccountID) ([]meta
 // DeleteSession implements metastore.Sessions.
 func (s *Store) DeleteSession(ctx context.Context, acct coffer.AccountID, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ? AND account = ?`, id, acct[:])
+		res, err := s.wq.in(tx).ExecContext(ctx, `DELETE FROM sessions WHERE id = ? AND account = ?`, id, acct[:])
 		if err != nil {
 			return fmt.Errorf("sqlite: delete session: %w", err)
 		}
@@ -339,7 +341,7 @@ func (s *Store) DeleteSession(ctx context.Context, acct coffer.AccountID, id str
 // DeleteSessions implements metastore.Sessions.
 func (s *Store) DeleteSessions(ctx context.Context, acct coffer.AccountID, keep string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account = ? AND id != ?`, acct[:], keep); err != nil {
+		if _, err := s.wq.in(tx).ExecContext(ctx, `DELETE FROM sessions WHERE account = ? AND id != ?`, acct[:], keep); err != nil {
 			return fmt.Errorf("sqlite: delete sessions: %w", err)
 		}
 		return nil

@@ -22,13 +22,15 @@ func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 	if b.Created.IsZero() {
 		return fmt.Errorf("sqlite: add blob: zero created time: %w", coffer.ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	wait := ctx
+	ctx = context.WithoutCancel(ctx) // a group member's statements must not be interrupted
+	return s.writeGrouped(wait, func(tx *sql.Tx) error {
 		var owner []byte
-		err := tx.QueryRowContext(ctx, `SELECT owner FROM blobs WHERE id = ?`, b.ID[:]).Scan(&owner)
+		err := s.wq.in(tx).QueryRowContext(ctx, `SELECT owner FROM blobs WHERE id = ?`, b.ID[:]).Scan(&owner)
 		switch {
 		case err == nil && bytes.Equal(owner, b.Owner[:]):
 			// A re-upload: keep it young so that GC does not collect it before the commit.
-			if _, err := tx.ExecContext(ctx, `UPDATE blobs SET created = MAX(created, ?) WHERE id = ?`,
+			if _, err := s.wq.in(tx).ExecContext(ctx, `UPDATE blobs SET created = MAX(created, ?) WHERE id = ?`,
 				b.Created.UnixNano(), b.ID[:]); err != nil {
 				return fmt.Errorf("sqlite: add blob: %w", err)
 			}
@@ -39,7 +41,7 @@ func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 			return fmt.Errorf("sqlite: add blob: %w", err)
 		}
 		var quota, used int64
-		err = tx.QueryRowContext(ctx, `SELECT a.quota, COALESCE(u.bytes, 0) FROM accounts a
+		err = s.wq.in(tx).QueryRowContext(ctx, `SELECT a.quota, COALESCE(u.bytes, 0) FROM accounts a
 			LEFT JOIN usage u ON u.account = a.id WHERE a.id = ?`, b.Owner[:]).Scan(&quota, &used)
 		if err != nil {
 			return notFound(err, "add blob: owner %s", b.Owner)
@@ -47,11 +49,11 @@ func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 		if quota > 0 && used+b.Size > quota {
 			return fmt.Errorf("sqlite: add blob: %d bytes used + %d > quota %d: %w", used, b.Size, quota, coffer.ErrQuota)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES (?, ?, ?, ?)`,
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES (?, ?, ?, ?)`,
 			b.ID[:], b.Owner[:], b.Size, b.Created.UnixNano()); err != nil {
 			return fmt.Errorf("sqlite: add blob: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO usage (account, bytes, count) VALUES (?, ?, 1)
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO usage (account, bytes, count) VALUES (?, ?, 1)
 			ON CONFLICT (account) DO UPDATE SET bytes = bytes + excluded.bytes, count = count + 1`,
 			b.Owner[:], b.Size); err != nil {
 			return fmt.Errorf("sqlite: add blob: usage: %w", err)
@@ -78,7 +80,7 @@ func scanBlob(sc interface{ Scan(...any) error }) (metastore.BlobInfo, error) {
 
 // Blob implements metastore.Blobs.
 func (s *Store) Blob(ctx context.Context, id coffer.BlobID) (metastore.BlobInfo, error) {
-	b, err := scanBlob(s.r.QueryRowContext(ctx, `SELECT id, owner, size, created FROM blobs WHERE id = ?`, id[:]))
+	b, err := scanBlob(s.rq.QueryRowContext(ctx, `SELECT id, owner, size, created FROM blobs WHERE id = ?`, id[:]))
 	if err != nil {
 		return metastore.BlobInfo{}, notFound(err, "blob %s", id)
 	}
@@ -88,7 +90,7 @@ func (s *Store) Blob(ctx context.Context, id coffer.BlobID) (metastore.BlobInfo,
 // Usage implements metastore.Blobs. An unknown account uses nothing.
 func (s *Store) Usage(ctx context.Context, acct coffer.AccountID) (int64, int64, error) {
 	var n, count int64
-	err := s.r.QueryRowContext(ctx, `SELECT bytes, count FROM usage WHERE account = ?`, acct[:]).Scan(&n, &count)
+	err := s.rq.QueryRowContext(ctx, `SELECT bytes, count FROM usage WHERE account = ?`, acct[:]).Scan(&n, &count)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, nil
 	}
@@ -113,7 +115,7 @@ func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit in
 		out = out[:0]
 		// refs (kept by triggers) finds the candidates through a partial index; the NOT EXISTS
 		// re-checks each one, so a wrong count could only delay collection, never lose data.
-		rows, err := tx.QueryContext(ctx, `SELECT id, owner, size, created FROM blobs
+		rows, err := s.wq.in(tx).QueryContext(ctx, `SELECT id, owner, size, created FROM blobs
 			WHERE refs = 0 AND created < ? AND NOT EXISTS (SELECT 1 FROM node_blobs nb WHERE nb.blob = blobs.id)
 			ORDER BY created, id LIMIT ?`, cutoff.UnixNano(), limit)
 		if err != nil {
@@ -132,10 +134,10 @@ func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit in
 			return fmt.Errorf("sqlite: collectable blobs: %w", err)
 		}
 		for _, b := range out {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE id = ?`, b.ID[:]); err != nil {
+			if _, err := s.wq.in(tx).ExecContext(ctx, `DELETE FROM blobs WHERE id = ?`, b.ID[:]); err != nil {
 				return fmt.Errorf("sqlite: collectable blobs: delete: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE usage SET bytes = bytes - ?, count = count - 1 WHERE account = ?`,
+			if _, err := s.wq.in(tx).ExecContext(ctx, `UPDATE usage SET bytes = bytes - ?, count = count - 1 WHERE account = ?`,
 				b.Size, b.Owner[:]); err != nil {
 				return fmt.Errorf("sqlite: collectable blobs: usage: %w", err)
 			}
@@ -150,13 +152,13 @@ func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit in
 
 // AllBlobs implements metastore.Blobs, streaming from one read connection.
 func (s *Store) AllBlobs(ctx context.Context) iter.Seq2[metastore.BlobInfo, error] {
-	return rowsSeq(ctx, s.r, "all blobs", func(r *sql.Rows) (metastore.BlobInfo, error) { return scanBlob(r) },
+	return rowsSeq(ctx, s.rq, "all blobs", func(r *sql.Rows) (metastore.BlobInfo, error) { return scanBlob(r) },
 		`SELECT id, owner, size, created FROM blobs ORDER BY id`)
 }
 
 // ReferencedBlobs implements metastore.Blobs, in ID order, streaming from one read connection.
 func (s *Store) ReferencedBlobs(ctx context.Context) iter.Seq2[coffer.BlobID, error] {
-	return rowsSeq(ctx, s.r, "referenced blobs", func(r *sql.Rows) (coffer.BlobID, error) {
+	return rowsSeq(ctx, s.rq, "referenced blobs", func(r *sql.Rows) (coffer.BlobID, error) {
 		var (
 			id  coffer.BlobID
 			raw []byte

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"coffer"
@@ -64,6 +66,16 @@ type Store struct {
 	// nodeQ is Node's query, prepared once: commit validation runs it per record, and parsing
 	// the SQL every time cost more than the lookup.
 	nodeQ *sql.Stmt
+	// rq and wq prepare every other constant query once, on the readers and on the writer.
+	rq, wq *stmtCache
+	// wsem (capacity 1) is held by whoever runs a write transaction. database/sql hands a freed
+	// connection to a random waiter, which under load gave some writes a tail latency of
+	// seconds; goroutines blocked sending on a channel are served in arrival order.
+	wsem chan struct{}
+	// gqueue holds the writes waiting for a group transaction (group.go), guarded by gmu.
+	gmu    sync.Mutex
+	gqueue []*groupReq
+	groups atomic.Uint64 // group transactions begun (tests check that writes were grouped)
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -92,7 +104,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, log: logger}
+	s := &Store{w: w, log: logger, wq: newStmtCache(w), wsem: make(chan struct{}, 1)}
 	// The writer connects first: it switches the file to WAL before any reader opens it.
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
@@ -111,8 +123,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		r.Close()
 		return nil, fmt.Errorf("sqlite: open: readers: %w", err)
 	}
-	s.r = r
+	s.r, s.rq = r, newStmtCache(r)
 	if s.nodeQ, err = r.PrepareContext(ctx, nodeQuery); err != nil {
+		s.rq.close()
+		s.wq.close()
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("sqlite: open: prepare: %w", err)
@@ -123,7 +137,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 // Close closes every connection. (SQLite checkpoints the WAL into the database file when the
 // last connection to it closes.)
 func (s *Store) Close() error {
-	if err := errors.Join(s.nodeQ.Close(), s.r.Close(), s.w.Close()); err != nil {
+	if err := errors.Join(s.nodeQ.Close(), s.rq.close(), s.wq.close(), s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
@@ -209,6 +223,10 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the single write connection) and
 // commits it if fn returns nil.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := s.lockWriter(ctx); err != nil {
+		return err
+	}
+	defer s.unlockWriter()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
@@ -219,6 +237,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if s.wq != nil {
+		s.wq.preparePending(ctx) // statements first used in this transaction
 	}
 	return nil
 }

@@ -20,9 +20,10 @@ const bucketsLen = 256 * 32
 // own the tree; ErrNotFound if the tree is new and c.Owner is not an account.
 func (s *Store) Commit(ctx context.Context, c metastore.Commit) (coffer.Seq, error) {
 	var seq coffer.Seq
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	wctx := context.WithoutCancel(ctx) // a group member's statements must not be interrupted
+	err := s.writeGrouped(ctx, func(tx *sql.Tx) error {
 		var err error
-		seq, err = s.commitTx(ctx, tx, c)
+		seq, err = s.commitTx(wctx, tx, c)
 		return err
 	})
 	if err != nil {
@@ -37,7 +38,7 @@ type commitStmts struct {
 	deleteHistory, deleteNodeBlobs, deleteVersionBlobs, insertBlob, upsertFolder, deleteFolder *sql.Stmt
 }
 
-func prepareCommit(ctx context.Context, tx *sql.Tx) (*commitStmts, func(), error) {
+func prepareCommit(ctx context.Context, tx txStmts) (*commitStmts, func(), error) {
 	var st commitStmts
 	var all []*sql.Stmt
 	closeAll := func() {
@@ -71,7 +72,7 @@ func prepareCommit(ctx context.Context, tx *sql.Tx) (*commitStmts, func(), error
 			ON CONFLICT (tree, folder) DO UPDATE SET count = excluded.count, root = excluded.root`},
 		{&st.deleteFolder, `DELETE FROM folders WHERE tree = ? AND folder = ?`},
 	} {
-		stmt, err := tx.PrepareContext(ctx, p.query)
+		stmt, err := tx.stmt(ctx, p.query)
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("sqlite: commit: prepare: %w", err)
@@ -98,7 +99,7 @@ func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, c metastore.Commit) (c
 		owner, buckets []byte
 		cur            int64
 	)
-	err = tx.QueryRowContext(ctx, `SELECT owner, version, buckets FROM trees WHERE id = ?`, tree).Scan(&owner, &cur, &buckets)
+	err = s.wq.in(tx).QueryRowContext(ctx, `SELECT owner, version, buckets FROM trees WHERE id = ?`, tree).Scan(&owner, &cur, &buckets)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if c.BaseVersion != 0 {
@@ -107,7 +108,7 @@ func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, c metastore.Commit) (c
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM accounts WHERE id = ?`, c.Owner[:]); err != nil || !ok {
 			return 0, cmp(err, fmt.Errorf("sqlite: commit: owner account %s: %w", c.Owner, coffer.ErrNotFound))
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO trees (id, owner, version, head) VALUES (?, ?, 0, x'')`, tree, c.Owner[:]); err != nil {
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO trees (id, owner, version, head) VALUES (?, ?, 0, x'')`, tree, c.Owner[:]); err != nil {
 			return 0, fmt.Errorf("sqlite: commit: create tree: %w", err)
 		}
 	case err != nil:
@@ -118,7 +119,7 @@ func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, c metastore.Commit) (c
 		return 0, fmt.Errorf("sqlite: commit: tree %s is not owned by %s: %w", c.Tree, c.Owner, coffer.ErrForbidden)
 	}
 
-	st, closeStmts, err := prepareCommit(ctx, tx)
+	st, closeStmts, err := prepareCommit(ctx, s.wq.in(tx))
 	if err != nil {
 		return 0, err
 	}
@@ -177,17 +178,17 @@ func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, c metastore.Commit) (c
 			copy(buckets[int(b)*32:], h[:])
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE trees SET version = ?, head = ?, buckets = ? WHERE id = ?`,
+	if _, err := s.wq.in(tx).ExecContext(ctx, `UPDATE trees SET version = ?, head = ?, buckets = ? WHERE id = ?`,
 		version, blob(c.Head), buckets, tree); err != nil {
 		return 0, fmt.Errorf("sqlite: commit: update head: %w", err)
 	}
 
 	var seq int64
-	if err := tx.QueryRowContext(ctx, `INSERT INTO account_seq (account, seq) VALUES (?, 1)
+	if err := s.wq.in(tx).QueryRowContext(ctx, `INSERT INTO account_seq (account, seq) VALUES (?, 1)
 		ON CONFLICT (account) DO UPDATE SET seq = seq + 1 RETURNING seq`, c.Owner[:]).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("sqlite: commit: next seq: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO changes (account, seq, tree, version, head, ops) VALUES (?, ?, ?, ?, ?, ?)`,
+	if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO changes (account, seq, tree, version, head, ops) VALUES (?, ?, ?, ?, ?, ?)`,
 		c.Owner[:], seq, tree, version, blob(c.Head), blob(c.Ops)); err != nil {
 		return 0, fmt.Errorf("sqlite: commit: append change: %w", err)
 	}
@@ -266,7 +267,7 @@ func (s *Store) Head(ctx context.Context, tree coffer.TreeID) (metastore.Head, e
 		owner []byte
 		v     int64
 	)
-	if err := s.r.QueryRowContext(ctx, `SELECT owner, version, head FROM trees WHERE id = ?`, tree[:]).Scan(&owner, &v, &h.Head); err != nil {
+	if err := s.rq.QueryRowContext(ctx, `SELECT owner, version, head FROM trees WHERE id = ?`, tree[:]).Scan(&owner, &v, &h.Head); err != nil {
 		return metastore.Head{}, notFound(err, "head of tree %s", tree)
 	}
 	h.Version = uint64(v)
@@ -341,7 +342,9 @@ const nodeQuery = `SELECT node, parent, kind, version, hash, record FROM nodes W
 
 // rowsSeq streams the rows of a read query through scan; it stops at the first error, which it
 // yields. The rows (and their read connection) are released when iteration ends.
-func rowsSeq[T any](ctx context.Context, db *sql.DB, what string, scan func(*sql.Rows) (T, error), query string, args ...any) iter.Seq2[T, error] {
+func rowsSeq[T any](ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, what string, scan func(*sql.Rows) (T, error), query string, args ...any) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
 		rows, err := db.QueryContext(ctx, query, args...)
@@ -370,7 +373,7 @@ func rowsSeq[T any](ctx context.Context, db *sql.DB, what string, scan func(*sql
 func (s *Store) Children(ctx context.Context, tree coffer.TreeID, folder coffer.NodeID) iter.Seq2[metastore.Node, error] {
 	return func(yield func(metastore.Node, error) bool) {
 		ns := newNodeScanner(false)
-		rowsSeq(ctx, s.r, "children", func(r *sql.Rows) (metastore.Node, error) { return ns.scan(r, folder) },
+		rowsSeq(ctx, s.rq, "children", func(r *sql.Rows) (metastore.Node, error) { return ns.scan(r, folder) },
 			`SELECT node, kind, version, hash, record FROM nodes WHERE tree = ? AND parent = ? ORDER BY node`,
 			tree[:], folder[:])(yield)
 	}
@@ -379,7 +382,7 @@ func (s *Store) Children(ctx context.Context, tree coffer.TreeID, folder coffer.
 // Buckets implements metastore.Trees (ErrNotFound for an unknown tree).
 func (s *Store) Buckets(ctx context.Context, tree coffer.TreeID) (*[256][32]byte, error) {
 	var b []byte
-	if err := s.r.QueryRowContext(ctx, `SELECT buckets FROM trees WHERE id = ?`, tree[:]).Scan(&b); err != nil {
+	if err := s.rq.QueryRowContext(ctx, `SELECT buckets FROM trees WHERE id = ?`, tree[:]).Scan(&b); err != nil {
 		return nil, notFound(err, "buckets of tree %s", tree)
 	}
 	out := new([256][32]byte)
@@ -398,7 +401,7 @@ func (s *Store) Buckets(ctx context.Context, tree coffer.TreeID) (*[256][32]byte
 // Bucket implements metastore.Trees. An unknown tree has empty buckets.
 func (s *Store) Bucket(ctx context.Context, tree coffer.TreeID, bucket uint8) ([]metastore.FolderSummary, error) {
 	var out []metastore.FolderSummary
-	seq := rowsSeq(ctx, s.r, "bucket", func(r *sql.Rows) (metastore.FolderSummary, error) {
+	seq := rowsSeq(ctx, s.rq, "bucket", func(r *sql.Rows) (metastore.FolderSummary, error) {
 		var (
 			f            metastore.FolderSummary
 			folder, root []byte
@@ -425,7 +428,7 @@ func (s *Store) Bucket(ctx context.Context, tree coffer.TreeID, bucket uint8) ([
 // Versions implements metastore.Trees. A node without kept records (or an unknown node) has none.
 func (s *Store) Versions(ctx context.Context, tree coffer.TreeID, node coffer.NodeID) ([][]byte, error) {
 	var out [][]byte
-	seq := rowsSeq(ctx, s.r, "versions", func(r *sql.Rows) ([]byte, error) {
+	seq := rowsSeq(ctx, s.rq, "versions", func(r *sql.Rows) ([]byte, error) {
 		var rec []byte
 		return rec, r.Scan(&rec)
 	}, `SELECT record FROM history WHERE tree = ? AND node = ? ORDER BY version DESC`, tree[:], node[:])
@@ -448,7 +451,7 @@ func (s *Store) Changes(ctx context.Context, acct coffer.AccountID, since coffer
 		return nil, err
 	}
 	var out []metastore.ChangeEntry
-	seq := rowsSeq(ctx, s.r, "changes", func(r *sql.Rows) (metastore.ChangeEntry, error) {
+	seq := rowsSeq(ctx, s.rq, "changes", func(r *sql.Rows) (metastore.ChangeEntry, error) {
 		var (
 			e       metastore.ChangeEntry
 			sq, v   int64
@@ -473,7 +476,7 @@ func (s *Store) Changes(ctx context.Context, acct coffer.AccountID, since coffer
 // LatestSeq implements metastore.Trees.
 func (s *Store) LatestSeq(ctx context.Context, acct coffer.AccountID) (coffer.Seq, error) {
 	var seq int64
-	err := s.r.QueryRowContext(ctx, `SELECT seq FROM account_seq WHERE account = ?`, acct[:]).Scan(&seq)
+	err := s.rq.QueryRowContext(ctx, `SELECT seq FROM account_seq WHERE account = ?`, acct[:]).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -486,7 +489,7 @@ func (s *Store) LatestSeq(ctx context.Context, acct coffer.AccountID) (coffer.Se
 // AllTrees yields every tree's ID in ascending order (for fsck). It is an extension: not (yet)
 // part of metastore.Store.
 func (s *Store) AllTrees(ctx context.Context) iter.Seq2[coffer.TreeID, error] {
-	return rowsSeq(ctx, s.r, "all trees", func(r *sql.Rows) (coffer.TreeID, error) {
+	return rowsSeq(ctx, s.rq, "all trees", func(r *sql.Rows) (coffer.TreeID, error) {
 		var (
 			id  coffer.TreeID
 			raw sql.RawBytes

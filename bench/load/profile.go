@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// startProfiles fetches, from every node's private pprof listener, a CPU, a block and a mutex
+// profile covering a phase of length d (all but its first and last second) into c.profile, named
+// MODE-RUNID-PHASE-nodeN.{cpu,block,mutex}.pprof. The returned function waits for them. Without
+// -profile it does nothing. Read them with `go tool pprof BIN FILE`.
+func startProfiles(ctx context.Context, c config, mode, runID, phase string, d time.Duration, nodes []*node) func() {
+	if c.profile == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(c.profile, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, "load: profile:", err)
+		return func() {}
+	}
+	secs := max(int((d-2*time.Second)/time.Second), 1)
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		for _, kind := range []string{"profile", "block", "mutex"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				name := map[string]string{"profile": "cpu"}[kind]
+				if name == "" {
+					name = kind
+				}
+				path := filepath.Join(c.profile, fmt.Sprintf("%s-%s-%s-node%d.%s.pprof", mode, runID, phase, i+1, name))
+				if err := fetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", n.debug, kind, secs), path); err != nil {
+					fmt.Fprintln(os.Stderr, "load: profile:", err)
+				}
+			}()
+		}
+	}
+	return wg.Wait
+}
+
+func fetchProfile(ctx context.Context, url, path string) error {
+	time.Sleep(time.Second) // skip the phase's ramp-up
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,125 @@
+package client_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"coffer/client"
+	"coffer/internal/testenv"
+)
+
+// requestLog records the routes of the requests passing through the test proxy.
+type requestLog struct {
+	mu     sync.Mutex
+	routes []string
+}
+
+func (l *requestLog) hook(req *http.Request, resp *http.Response) error {
+	r := req.Method + " " + req.URL.Path
+	for _, part := range strings.Split(req.URL.Path, "/") {
+		if len(part) >= 16 {
+			r = strings.Replace(r, part, "{id}", 1)
+		}
+	}
+	l.mu.Lock()
+	l.routes = append(l.routes, r+" "+http.StatusText(resp.StatusCode))
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.routes
+	l.routes = nil
+	return out
+}
+
+// TestPutRoundTrips: a put into a folder the client already knows, with its cached view current,
+// is one blob upload and one commit, without listings. When another device moved the tree, the
+// commit on the stale view is refused (409) and rebuilt on the current head, and every decision
+// taken on the cached view that no commit re-checks (an existing name, a skip) is taken again on
+// the current head, so a stale cache never makes a put fail or skip wrongly.
+func TestPutRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	log := &requestLog{}
+	env.SetHook(log.hook)
+	c := env.Client(t, "alice")
+	other, err := client.Login(ctx, env.Config(t.TempDir()), "alice", testenv.Password("alice"), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	local := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	put := func(c *client.Client, src, dst string) client.TransferResult {
+		t.Helper()
+		res, err := c.Upload(ctx, []string{src}, dst, client.TransferOptions{})
+		if err != nil {
+			t.Fatalf("upload %s: %v", dst, err)
+		}
+		return res
+	}
+
+	put(c, local("a", "first"), "/a") // warms the cached view
+	log.take()
+	put(c, local("b", "second"), "/b")
+	want := []string{"POST /v1/trees/{id}/blobs OK", "POST /v1/trees/{id}/commit OK"}
+	if got := log.take(); !slices.Equal(got, want) {
+		t.Fatalf("put with a current cached view: requests %q; want %q", got, want)
+	}
+
+	// Another device commits: c's cached view is now behind.
+	if _, err := other.Mkdir(ctx, "/from-other", false); err != nil {
+		t.Fatal(err)
+	}
+	log.take()
+	put(c, local("c", "third"), "/c")
+	got := log.take()
+	if !slices.Contains(got, "POST /v1/trees/{id}/commit Conflict") || got[len(got)-1] != "POST /v1/trees/{id}/commit OK" {
+		t.Fatalf("put on a stale cached view: requests %q; want a refused commit, then a committed one", got)
+	}
+	for _, p := range []string{"/a", "/b", "/c", "/from-other"} {
+		if _, err := other.Stat(ctx, p); err != nil {
+			t.Errorf("stat %s from the other device: %v", p, err)
+		}
+	}
+
+	// The other device removes /a, then /b, while c's cached view still shows them.
+	if _, err := c.Stat(ctx, "/a"); err != nil { // refresh c's view: /a is there
+		t.Fatal(err)
+	}
+	if err := other.Remove(ctx, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	// Same name, size and mtime as the stored /a would be a skip: re-checked, it is gone.
+	if res := put(c, filepath.Join(dir, "a"), "/a"); res.Files != 1 || res.Skipped != 0 {
+		t.Fatalf("put /a after the other device removed it: %+v; want it uploaded, not skipped", res)
+	}
+	if _, err := c.Stat(ctx, "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Remove(ctx, "/b"); err != nil {
+		t.Fatal(err)
+	}
+	// Without Overwrite, an existing name is an error: the cached view's "exists" is re-checked.
+	if res := put(c, local("b2", "new b"), "/b"); res.Files != 1 {
+		t.Fatalf("put /b after the other device removed it: %+v", res)
+	}
+	// And a real skip is still a skip.
+	if res := put(c, filepath.Join(dir, "a"), "/a"); res.Files != 0 || res.Skipped != 1 {
+		t.Fatalf("put /a again: %+v; want it skipped", res)
+	}
+}
