@@ -178,7 +178,7 @@ func FuzzServerErrorAndJSON(f *testing.F) {
 }
 
 func FuzzStateFiles(f *testing.F) {
-	f.Add([]byte(`{"local":"/a","remote":"/b","size":3,"mtime":1,"key":"00","chunk_size":1048576}`+"\nh 0 "+strings.Repeat("00", 32)+"\np 0 1 "+strings.Repeat("ab", 32)+"\n"), 0)
+	f.Add([]byte(`{"local":"/a","remote":"/b","size":3,"mtime":1,"key":"00","chunk_size":1048576}`+"\nt 0 "+strings.Repeat("00", 16)+"\np 0 1 "+strings.Repeat("ab", 32)+"\n"), 0)
 	f.Add([]byte(`{"server":"http://x","username":"u","token":"t","session":"s","master_key":"`+strings.Repeat("00", 32)+`"}`), 1)
 	f.Add([]byte(`{"heads":{"0123456789abcdef0123456789abcdef":{"version":1,"hash":"","head":"AAAA"}},"bundle_generation":2}`), 2)
 	f.Add([]byte("{\"local\":1}\nh x y\n"), 0)
