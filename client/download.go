@@ -53,8 +53,8 @@ type dlFile struct {
 
 	fh      *os.File
 	w       *directio.Writer // big files: writes fh past the page cache where possible
-	syncing chan struct{} // closed when the background checkpoint (sync + journal) is done
-	syncErr error         // its result, read after syncing is closed
+	syncing chan struct{}    // closed when the background checkpoint (sync + journal) is done
+	syncErr error            // its result, read after syncing is closed
 	h       hash.Hash
 	next    uint64
 	written uint64
