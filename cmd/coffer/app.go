@@ -48,6 +48,8 @@ type app struct {
 	ran     bool
 	cmdName string
 	kind    commandKind
+	// limitMemory: set clientMemoryLimit when a client command starts (main.go).
+	limitMemory bool
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -91,6 +93,9 @@ func (a *app) rootCommand() *cobra.Command {
 			a.cmdName = strings.TrimPrefix(cmd.CommandPath(), "coffer ")
 			if a.parallel < 1 {
 				return usagef("--parallel: must be at least 1, got %d", a.parallel)
+			}
+			if a.limitMemory && os.Getenv("GOMEMLIMIT") == "" && cmd.Name() != "serve" && !strings.HasPrefix(a.cmdName, "admin") {
+				debug.SetMemoryLimit(clientMemoryLimit)
 			}
 			return nil
 		},
