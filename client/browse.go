@@ -107,7 +107,7 @@ func (c *Client) List(ctx context.Context, path string) ([]*Entry, error) {
 			return err
 		}
 		sorted := sortedByName(f)
-		if len(sorted) >= bigFolder {
+		if big := c.bigFolder; len(sorted) >= bigFolder || big > 0 && len(sorted) >= big {
 			v.forget(f) // each node is freed as soon as its entry is made
 		}
 		f = nil
