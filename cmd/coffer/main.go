@@ -21,10 +21,10 @@ func main() {
 	os.Exit(runProcess(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, true))
 }
 
-// clientMemoryLimit is the Go memory limit of client commands (unless GOMEMLIMIT is set): a soft
-// limit that makes the garbage collector work harder instead of letting the heap grow to twice
-// its live size, so that peak RSS stays under 100 MiB (a verified 100,000-entry listing has about
-// 55 MB live at its peak). The server is not limited.
+// clientMemoryLimit is the Go memory limit of most client commands (limitedCommand; unless
+// GOMEMLIMIT is set): a soft limit that makes the garbage collector work harder instead of letting
+// the heap grow to twice its live size, so that peak RSS stays under 100 MiB (a verified
+// 100,000-entry listing has about 55 MB live at its peak). The server is not limited.
 const clientMemoryLimit = 80 << 20
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
