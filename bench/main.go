@@ -7,7 +7,9 @@
 // (SQLite + local disk), signs up a user and times real `coffer put` / `coffer get` / `coffer ls`
 // processes. Each transfer is compared with `cp -r` + `sync` of the same data on the same disk in
 // the same run. Peak RSS is the child's rusage maximum (CLI) and the server's VmHWM, reset before
-// each phase. Downloads are byte-compared with the source.
+// each phase. CPU time (user + system) is the child's rusage (CLI) and the server's
+// /proc/PID/stat delta: unlike wall time, other processes' load barely changes it. Downloads are
+// byte-compared with the source.
 package main
 
 import (
@@ -46,6 +48,7 @@ type row struct {
 	absLimit         time.Duration
 	rate             string
 	cliRSS, srvRSS   int64 // KiB
+	cliCPU, srvCPU   time.Duration
 }
 
 func main() {
@@ -140,23 +143,32 @@ func run(ctx context.Context, c config) error {
 
 	env := append(os.Environ(), "COFFER_SERVER="+url, "COFFER_PASSWORD=bench-password-123",
 		"COFFER_CONFIG_DIR="+filepath.Join(c.dir, "cfg"))
-	cli := func(args ...string) (time.Duration, int64, error) {
+	// run is one CLI process: wall time, peak RSS (KiB), CPU time, and the server's CPU time.
+	type run struct {
+		wall, cpu, srvCPU time.Duration
+		rss               int64
+	}
+	cli := func(args ...string) (run, error) {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = env
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = io.Discard, &out
+		s0 := cpuTime(srv.Process.Pid)
 		t0 := time.Now()
 		err := cmd.Run()
-		d := time.Since(t0)
+		r := run{wall: time.Since(t0), srvCPU: cpuTime(srv.Process.Pid) - s0}
 		if err != nil {
-			return d, 0, fmt.Errorf("coffer %s: %v: %s", strings.Join(args, " "), err, out.String())
+			return r, fmt.Errorf("coffer %s: %v: %s", strings.Join(args, " "), err, out.String())
 		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		return d, ru.Maxrss, nil
+		r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		r.rss = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+		return r, nil
 	}
-	if _, _, err := cli("signup", "bench"); err != nil {
+	if _, err := cli("signup", "bench"); err != nil {
 		return err
 	}
+	logf("start: %s, load average %s", time.Now().UTC().Format("2006-01-02 15:04 UTC"), loadAvg())
+	defer func() { logf("end: %s, load average %s", time.Now().UTC().Format("2006-01-02 15:04 UTC"), loadAvg()) }()
 
 	var rows []row
 	sets := []struct {
@@ -176,14 +188,14 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		resetHWM(srv.Process.Pid)
-		up, upRSS, err := cli("put", "--no-progress", src, "/"+s.name)
+		up, err := cli("put", "--no-progress", src, "/"+s.name)
 		if err != nil {
 			return err
 		}
 		upSrv := hwm(srv.Process.Pid)
 		dst := filepath.Join(c.dir, "dl-"+s.name)
 		resetHWM(srv.Process.Pid)
-		down, downRSS, err := cli("get", "--no-progress", "/"+s.name, dst)
+		down, err := cli("get", "--no-progress", "/"+s.name, dst)
 		if err != nil {
 			return err
 		}
@@ -191,8 +203,10 @@ func run(ctx context.Context, c config) error {
 		if out, err := exec.Command("diff", "-r", "-q", src, dst).CombinedOutput(); err != nil {
 			return fmt.Errorf("download of %s differs: %v: %s", s.name, err, out)
 		}
-		r := func(op string, d time.Duration, cliRSS, srvRSS int64) row {
-			rw := row{op: op, data: s.label, coffer: d, baseline: base, cliRSS: cliRSS, srvRSS: srvRSS}
+		r := func(op string, rn run, srvRSS int64) row {
+			d := rn.wall
+			rw := row{op: op, data: s.label, coffer: d, baseline: base, cliRSS: rn.rss, srvRSS: srvRSS,
+				cliCPU: rn.cpu, srvCPU: rn.srvCPU}
 			if s.limit > 0 {
 				rw.limit, rw.target = s.limit, fmt.Sprintf("<= %.1fx cp+sync", s.limit)
 			} else {
@@ -202,7 +216,7 @@ func run(ctx context.Context, c config) error {
 			rw.rate = rate(s.files, s.bytes, d)
 			return rw
 		}
-		rows = append(rows, r("upload", up, upRSS, upSrv), r("download", down, downRSS, downSrv))
+		rows = append(rows, r("upload", up, upSrv), r("download", down, downSrv))
 		_ = os.RemoveAll(dst)
 		_ = os.RemoveAll(filepath.Join(c.dir, "cp-"+s.name))
 	}
@@ -213,25 +227,26 @@ func run(ctx context.Context, c config) error {
 		if err := genFlat(src, c.list); err != nil {
 			return err
 		}
-		if _, _, err := cli("put", "--no-progress", src, "/list"); err != nil {
+		if _, err := cli("put", "--no-progress", src, "/list"); err != nil {
 			return err
 		}
 		resetHWM(srv.Process.Pid)
-		d, rss, err := cli("ls", "/list")
+		rn, err := cli("ls", "/list")
 		if err != nil {
 			return err
 		}
+		d := rn.wall
 		rows = append(rows, row{op: "list (verified, cold process)", data: fmt.Sprintf("%d entries", c.list),
-			coffer: d, target: "<= 3 s", absLimit: 3 * time.Second, cliRSS: rss, srvRSS: hwm(srv.Process.Pid),
-			rate: fmt.Sprintf("%.0f entries/s", float64(c.list)/d.Seconds())})
+			coffer: d, target: "<= 3 s", absLimit: 3 * time.Second, cliRSS: rn.rss, srvRSS: hwm(srv.Process.Pid),
+			cliCPU: rn.cpu, srvCPU: rn.srvCPU, rate: fmt.Sprintf("%.0f entries/s", float64(c.list)/d.Seconds())})
 	}
 	printTable(os.Stdout, rows)
 	return nil
 }
 
 func printTable(w io.Writer, rows []row) {
-	fmt.Fprintln(w, "| operation | data | coffer | cp+sync | ratio | rate | target | met | CLI peak RSS | server peak RSS |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| operation | data | coffer | cp+sync | ratio | rate | target | met | CLI peak RSS | server peak RSS | CLI CPU | server CPU |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		ratio, base, met := "-", "-", true
 		if r.baseline > 0 {
@@ -247,11 +262,12 @@ func printTable(w io.Writer, rows []row) {
 		if r.cliRSS > 100<<10 || r.srvRSS > 150<<10 {
 			met = false
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.op, r.data, secs(r.coffer), base,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.op, r.data, secs(r.coffer), base,
 			ratio, r.rate, r.target, map[bool]string{true: "yes", false: "**no**"}[met],
-			fmt.Sprintf("%.0f MiB", float64(r.cliRSS)/1024), fmt.Sprintf("%.0f MiB", float64(r.srvRSS)/1024))
+			fmt.Sprintf("%.0f MiB", float64(r.cliRSS)/1024), fmt.Sprintf("%.0f MiB", float64(r.srvRSS)/1024),
+			secs(r.cliCPU), secs(r.srvCPU))
 	}
-	fmt.Fprintln(w, "\nRSS targets: CLI <= 100 MiB, server <= 150 MiB.")
+	fmt.Fprintln(w, "\nRSS targets: CLI <= 100 MiB, server <= 150 MiB. CPU: user + system seconds of the CLI process and of the server during it.")
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
@@ -367,6 +383,40 @@ func waitHealthy(url string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("server did not become healthy within 30 s")
+}
+
+// cpuTime returns the user + system CPU time pid has used (Linux /proc; 0 elsewhere).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) in parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime: field 14 of the whole line
+	st, _ := strconv.ParseInt(f[12], 10, 64) // stime: field 15
+	const ticks = 100                        // USER_HZ, 100 on every Linux platform Go supports
+	return time.Duration(ut+st) * time.Second / ticks
+}
+
+// loadAvg returns the 1-, 5- and 15-minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // resetHWM resets the peak RSS of pid (Linux: writing 5 to clear_refs).

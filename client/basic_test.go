@@ -1,8 +1,12 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"coffer"
@@ -81,5 +85,59 @@ func TestSignupMkdirMoveTrash(t *testing.T) {
 	es, err = c2.List(ctx, "/")
 	if err != nil || len(es) != 1 || es[0].Name != "a" {
 		t.Fatalf("list / from second device: %v %v", names(es), err)
+	}
+}
+
+// TestListBigFolderFreesNodes: List of a folder at least the big-folder size keeps only the
+// folder's verified commitment entries in the view (its decrypted nodes are freed), and
+// everything still works on that view: listing again, uploading into the folder (the commit
+// needs the entries), renaming in it and downloading from it.
+func TestListBigFolderFreesNodes(t *testing.T) {
+	env := testenv.New(t)
+	c := env.Client(t, "lena")
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "d")
+	os.Mkdir(src, 0o755)
+	for i := range 30 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), []byte{byte(i)})
+	}
+	if _, err := c.Upload(ctx, []string{src}, "/d", client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.Stat(ctx, "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetBigFolder(c, 20)
+	es, err := c.List(ctx, "/d")
+	if err != nil || len(es) != 30 || es[0].Name != "f00" || es[29].Name != "f29" || es[29].Path != "/d/f29" {
+		t.Fatalf("list: %d entries, %v", len(es), err)
+	}
+	if nodes, ents := client.CachedFolder(c, d.ID); nodes || !ents {
+		t.Fatalf("after List of a big folder: nodes cached %v, entries cached %v; want false, true", nodes, ents)
+	}
+	extra := filepath.Join(t.TempDir(), "extra")
+	writeFile(t, extra, []byte("x"))
+	if _, err := c.Upload(ctx, []string{extra}, "/d", client.TransferOptions{}); err != nil {
+		t.Fatalf("upload into the listed folder: %v", err)
+	}
+	if err := c.Move(ctx, "/d/f03", "/d/g03"); err != nil {
+		t.Fatalf("rename in the listed folder: %v", err)
+	}
+	es, err = c.List(ctx, "/d")
+	if err != nil || len(es) != 31 {
+		t.Fatalf("list again: %d entries, %v", len(es), err)
+	}
+	var buf bytes.Buffer
+	if err := c.Cat(ctx, "/d/g03", &buf); err != nil || !bytes.Equal(buf.Bytes(), []byte{3}) {
+		t.Fatalf("cat: %q %v", buf.Bytes(), err)
+	}
+	// Below the size, the decrypted folder stays cached.
+	client.SetBigFolder(c, 1000)
+	if _, err := c.List(ctx, "/d"); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, _ := client.CachedFolder(c, d.ID); !nodes {
+		t.Fatal("small folder not cached after List")
 	}
 }

@@ -126,8 +126,15 @@ func (c *Client) List(ctx context.Context, path string) ([]*Entry, error) {
 		if err != nil {
 			return err
 		}
-		for _, n := range sortedByName(f) {
+		sorted := sortedByName(f)
+		if big := c.bigFolder; len(sorted) >= bigFolder || big > 0 && len(sorted) >= big {
+			v.forget(f) // each node is freed as soon as its entry is made
+		}
+		f = nil
+		out = make([]*Entry, 0, len(sorted))
+		for i, n := range sorted {
 			out = append(out, entryOf(joinRemote(loc.path, n.body.Name), n))
+			sorted[i] = nil
 		}
 		return nil
 	})

@@ -109,6 +109,7 @@ type Client struct {
 	// Tunables (tests shrink them).
 	batchFiles int           // upload: files per commit batch
 	batchEvery time.Duration // upload: commit at least this often
+	bigFolder  int           // List: children from which a folder's nodes are freed (0: bigFolder)
 }
 
 // Identity describes the logged-in account.

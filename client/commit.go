@@ -62,7 +62,7 @@ func (c *Client) seal(kind format.Kind, id coffer.NodeID, parent *node, prev *no
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	n := &node{rec: rec, hash: rec.Hash(), key: nk, body: body}
+	n := &node{rec: headerOf(rec), hash: rec.Hash(), key: nk, body: body}
 	s := &staged{rec: rec, node: n, blobs: blobsOf(body.Content),
 		op: tree.Op{Node: id, Parent: parentID, Hash: n.hash}}
 	if prev != nil {

@@ -19,6 +19,7 @@ import (
 
 	"coffer"
 	"coffer/format"
+	"coffer/internal/directio"
 )
 
 // Downloads write ".<name>.coffer-partial" beside the target and journal big files' progress in
@@ -51,8 +52,9 @@ type dlFile struct {
 	journaled bool
 
 	fh      *os.File
-	syncing chan struct{} // closed when the background checkpoint (sync + journal) is done
-	syncErr error         // its result, read after syncing is closed
+	w       *directio.Writer // big files: writes fh past the page cache where possible
+	syncing chan struct{}    // closed when the background checkpoint (sync + journal) is done
+	syncErr error            // its result, read after syncing is closed
 	h       hash.Hash
 	next    uint64
 	written uint64
@@ -279,6 +281,8 @@ type downloader struct {
 	placeQ chan *dlFile
 
 	jobs chan *dlFile
+	// wpool holds the write buffers of big files (2 per file being written).
+	wpool *directio.Pool
 	// budget bounds the bytes of small files queued for the writers (one token per 64 KiB),
 	// so queued files cannot pin more than writerBudget bytes of range buffers.
 	budget chan struct{}
@@ -294,6 +298,8 @@ const (
 	smallWriters = 4
 	writerBudget = 16 << 20
 	budgetToken  = 64 << 10
+	// bigWriteBuf is the size of a big file's write buffers: large direct writes, one in flight.
+	bigWriteBuf = 4 << 20
 )
 
 // writer writes whole small files and hands them to the placer.
@@ -426,6 +432,7 @@ func (d *downloader) run(ctx context.Context, files []*dlFile) error {
 		b.finish(f)
 	}
 	d.jobs = make(chan *dlFile, 64)
+	d.wpool = directio.NewPool(bigWriteBuf)
 	d.budget = make(chan struct{}, writerBudget/budgetToken)
 	d.placeQ = make(chan *dlFile, syncGroup)
 	placed := make(chan struct{})
@@ -460,6 +467,7 @@ func (d *downloader) abort(err error) {
 
 func (d *downloader) abortFile(f *dlFile, err error) {
 	_ = f.waitSync()
+	werr := f.flushWriter() // waits for a write in flight before the file is closed
 	f.tracker.Done(err)
 	if errors.Is(err, coffer.ErrAuth) || len(f.ct.Chunks) <= packChunks {
 		f.fh.Close()
@@ -467,11 +475,25 @@ func (d *downloader) abortFile(f *dlFile, err error) {
 		f.removeJournal()
 		return
 	}
-	if f.fh.Sync() == nil {
+	if werr == nil && f.fh.Sync() == nil {
 		f.journaled = true
 		_ = f.writeJournal(f.next)
 	}
 	f.fh.Close()
+}
+
+// flushWriter writes the bytes buffered for f (big files), turns direct writes off and releases
+// the buffers.
+func (f *dlFile) flushWriter() error {
+	if f.w == nil {
+		return nil
+	}
+	err := f.w.Close()
+	f.w = nil
+	if err != nil {
+		return fmt.Errorf("client: download: %w", err)
+	}
+	return nil
 }
 
 func (f *dlFile) removeJournal() {
@@ -500,6 +522,11 @@ func (f *dlFile) checkpoint() error {
 		}
 		if err := f.waitSync(); err != nil {
 			return err
+		}
+	}
+	if f.w != nil {
+		if err := f.w.Flush(); err != nil { // the first f.next chunks are in the file
+			return fmt.Errorf("client: download: %w", err)
 		}
 	}
 	n, ch := f.next, make(chan struct{})
@@ -546,6 +573,7 @@ func (d *downloader) open(f *dlFile) error {
 			}
 			if err == nil {
 				f.fh, f.next, f.written = fh, f.start, uint64(prefix)
+				f.w = directio.NewWriter(fh, d.wpool)
 				f.tracker.Add(prefix)
 				return nil
 			}
@@ -562,6 +590,7 @@ func (d *downloader) open(f *dlFile) error {
 		return fmt.Errorf("client: download: %w", err)
 	}
 	f.fh = fh
+	f.w = directio.NewWriter(fh, d.wpool)
 	return nil
 }
 
@@ -634,7 +663,7 @@ func (d *downloader) writeSeq(seq []*dlItem) error {
 		if it.idx != f.next {
 			return fmt.Errorf("client: download %s: chunk %d out of order: %w", f.remote, it.idx, coffer.ErrInvalid)
 		}
-		if _, err := f.fh.Write(it.plain); err != nil {
+		if _, err := f.w.Write(it.plain); err != nil {
 			return fmt.Errorf("client: download: %w", err)
 		}
 		f.next++
@@ -666,6 +695,9 @@ func (d *downloader) finish(f *dlFile) error {
 // partial file and sets its mtime.
 func (d *downloader) closeVerified(f *dlFile) error {
 	if err := f.waitSync(); err != nil {
+		return err
+	}
+	if err := f.flushWriter(); err != nil {
 		return err
 	}
 	if f.written != f.ct.Size || [32]byte(f.h.Sum(nil)) != f.ct.Hash {

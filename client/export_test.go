@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 
+	"coffer"
 	"coffer/format"
 )
 
@@ -55,13 +56,11 @@ func RawRecords(ctx context.Context, c *Client, p string) ([][]byte, error) {
 			if err != nil {
 				return err
 			}
-			recs := raw.recRaw
-			out = append(out, recs...)
-			for _, b := range recs {
-				r, err := format.ParseRecord(b)
-				if err != nil {
-					return err
-				}
+			if raw.recErr != nil {
+				return raw.recErr
+			}
+			for _, r := range raw.recs {
+				out = append(out, r.Marshal())
 				if r.Kind == format.KindFolder {
 					if err := walk(r.Node); err != nil {
 						return err
@@ -73,4 +72,21 @@ func RawRecords(ctx context.Context, c *Client, p string) ([][]byte, error) {
 		return walk([16]byte{})
 	})
 	return out, err
+}
+
+// SetBigFolder sets the number of children from which List frees a folder's decrypted nodes.
+func SetBigFolder(c *Client, n int) { c.bigFolder = n }
+
+// CachedFolder reports whether c's cached view holds folder id decrypted (nodes) and whether it
+// holds its verified commitment entries only.
+func CachedFolder(c *Client, id coffer.NodeID) (nodes, entries bool) {
+	c.mu.Lock()
+	v := c.cache
+	c.mu.Unlock()
+	if v == nil {
+		return false, false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.folders[id] != nil, v.entries[id] != nil
 }

@@ -24,13 +24,18 @@ import (
 // remote path), and is an append-only log:
 //
 //	{"local":...,"remote":...,"size":N,"mtime":N,"key":"hex","chunk_size":N}   header line
-//	h <chunk index> <hex SHA-256 of the chunk plaintext>                        before encrypting
+//	t <chunk index> <hex AES-GCM tag of the sealed chunk>                       before sending
 //	p <first chunk> <count> <blob id>                                           pack acknowledged
 //
-// Hash lines are written and fsynced BEFORE their chunks are encrypted, so a re-run knows which
-// plaintext every (content key, chunk index) pair may already have encrypted: it reuses the key
-// only if every journaled chunk still hashes the same, and starts over with a fresh key
-// otherwise. A torn last line (crash while appending) is ignored.
+// Tag lines are written and fsynced after a chunk is sealed and BEFORE its ciphertext leaves the
+// process, so a re-run knows every (content key, chunk index) pair whose ciphertext the server may
+// have seen, and the tag of the plaintext it encrypted. The re-run reuses the key only if every
+// journaled chunk, sealed again from the file as it is now, gives the same tag, and starts over
+// with a fresh key otherwise: a nonce is never used for two different plaintexts the server could
+// see. (Under one key and nonce, two different 1 MiB plaintexts give the same GCM tag with
+// probability at most 2^-111 for contents not chosen with knowledge of the key.) Journaling the
+// tag, which sealing computes anyway, costs no hash pass over the plaintext. A torn last line
+// (crash while appending) is ignored; a journal of an older layout ("h" lines) is not trusted.
 type journalHeader struct {
 	Local     string `json:"local"`
 	Remote    string `json:"remote"`
@@ -50,10 +55,14 @@ type upJournal struct {
 	path string
 	hdr  journalHeader
 
-	mu     sync.Mutex
-	f      *os.File
-	hashes map[uint64][32]byte
-	packs  []journalPack
+	mu    sync.Mutex
+	f     *os.File
+	tags  map[uint64][16]byte
+	packs []journalPack
+	// Group commit of tag lines: written counts lines appended, synced the lines covered by the
+	// last fsync; syncMu serialises fsyncs so one covers every line appended before it.
+	written, synced uint64
+	syncMu          sync.Mutex
 }
 
 // journalPath names the journal of local → remote for acct.
@@ -71,7 +80,7 @@ func loadJournal(p string) (*upJournal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: journal: %w", err)
 	}
-	j := &upJournal{path: p, hashes: map[uint64][32]byte{}}
+	j := &upJournal{path: p, tags: map[uint64][16]byte{}}
 	lines := bytes.Split(b, []byte("\n"))
 	// Only newline-terminated lines count: the last element is "" or a torn line.
 	lines = lines[:len(lines)-1]
@@ -85,13 +94,13 @@ func loadJournal(p string) (*upJournal, error) {
 		f := strings.Fields(string(ln))
 		bad := fmt.Errorf("client: journal %s: line %q: %w", p, ln, coffer.ErrCorrupt)
 		switch {
-		case len(f) == 3 && f[0] == "h":
+		case len(f) == 3 && f[0] == "t":
 			i, err1 := strconv.ParseUint(f[1], 10, 64)
 			h, err2 := hex.DecodeString(f[2])
-			if err1 != nil || err2 != nil || len(h) != 32 {
+			if err1 != nil || err2 != nil || len(h) != 16 {
 				return nil, bad
 			}
-			j.hashes[i] = [32]byte(h)
+			j.tags[i] = [16]byte(h)
 		case len(f) == 4 && f[0] == "p":
 			first, err1 := strconv.ParseUint(f[1], 10, 64)
 			count, err2 := strconv.ParseUint(f[2], 10, 64)
@@ -119,7 +128,7 @@ func createJournal(p string, hdr journalHeader) (*upJournal, error) {
 	if err := writeFileAtomic(p, append(b, '\n'), 0o600); err != nil {
 		return nil, err
 	}
-	j := &upJournal{path: p, hdr: hdr, hashes: map[uint64][32]byte{}}
+	j := &upJournal{path: p, hdr: hdr, tags: map[uint64][16]byte{}}
 	if err := j.open(); err != nil {
 		return nil, err
 	}
@@ -144,30 +153,55 @@ func (j *upJournal) key() (format.ContentKey, bool) {
 	return format.ContentKey(b), true
 }
 
-// recordHashes durably appends the plaintext hashes of chunks about to be encrypted.
-func (j *upJournal) recordHashes(idx []uint64, sums [][32]byte) error {
+// recordTags durably appends the GCM tags of sealed chunks whose ciphertext is about to be sent.
+// A chunk journaled before with another tag (the file changed under a resumed upload) is an
+// error wrapping coffer.ErrConflict, and its ciphertext must not be sent. Concurrent calls share
+// fsyncs (group commit).
+func (j *upJournal) recordTags(idx []uint64, tags [][16]byte) error {
 	var buf bytes.Buffer
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	for k, i := range idx {
-		if old, ok := j.hashes[i]; ok {
-			if old != sums[k] {
+		if old, ok := j.tags[i]; ok {
+			if old != tags[k] {
+				j.mu.Unlock()
 				return fmt.Errorf("client: upload %s: the file changed during the upload (chunk %d): %w", j.hdr.Local, i, coffer.ErrConflict)
 			}
 			continue
 		}
-		j.hashes[i] = sums[k]
-		fmt.Fprintf(&buf, "h %d %x\n", i, sums[k])
+		j.tags[i] = tags[k]
+		fmt.Fprintf(&buf, "t %d %x\n", i, tags[k])
 	}
-	if buf.Len() == 0 {
+	if buf.Len() > 0 {
+		if j.f == nil {
+			j.mu.Unlock()
+			return fmt.Errorf("client: journal %s: closed: %w", j.path, coffer.ErrInvalid)
+		}
+		if _, err := j.f.Write(buf.Bytes()); err != nil {
+			j.mu.Unlock()
+			return fmt.Errorf("client: journal: %w", err)
+		}
+		j.written++
+	}
+	mine := j.written
+	j.mu.Unlock()
+
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	done, upto, f := j.synced >= mine, j.written, j.f
+	j.mu.Unlock()
+	if done {
 		return nil
 	}
-	if _, err := j.f.Write(buf.Bytes()); err != nil {
+	if f == nil {
+		return fmt.Errorf("client: journal %s: closed: %w", j.path, coffer.ErrInvalid)
+	}
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("client: journal: %w", err)
 	}
-	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("client: journal: %w", err)
-	}
+	j.mu.Lock()
+	j.synced = max(j.synced, upto)
+	j.mu.Unlock()
 	return nil
 }
 
@@ -195,30 +229,37 @@ func (j *upJournal) close(remove bool) {
 	}
 }
 
-// verifyJournal re-reads every journaled chunk of fh and reports whether all still hash the
-// same. The content key may be reused only then.
-func verifyJournal(fh *os.File, j *upJournal, size uint64) (bool, error) {
+// verifyJournal re-reads every journaled chunk of fh, seals it again with the journal's key and
+// reports whether all still give the journaled tag. The content key may be reused only then.
+func verifyJournal(fh *os.File, j *upJournal, ciph *format.ContentCipher, size uint64) (bool, error) {
 	cs := j.hdr.ChunkSize
 	n := format.ChunkCount(size, cs)
-	buf := make([]byte, cs)
-	for i, want := range j.hashes {
+	buf := make([]byte, int(cs)+16)
+	for i, want := range j.tags {
 		if i >= n {
 			return false, nil
 		}
-		plen := format.ChunkPlainLen(size, cs, i)
+		plen := int(format.ChunkPlainLen(size, cs, i))
 		if _, err := fh.ReadAt(buf[:plen], int64(i)*int64(cs)); err != nil && !errors.Is(err, io.EOF) {
 			return false, fmt.Errorf("client: upload: %w", err)
 		} else if err != nil {
 			return false, nil
 		}
-		if sha256.Sum256(buf[:plen]) != want {
+		if chunkTag(ciph, buf, plen, i, i == n-1) != want {
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-// reusable returns the journal's packs whose chunks are all hashed and whose layout is that of a
+// chunkTag seals buf[:plen] in place as chunk i and returns its tag (buf needs plen+16 bytes;
+// the plaintext is overwritten).
+func chunkTag(ciph *format.ContentCipher, buf []byte, plen int, i uint64, last bool) [16]byte {
+	ct := ciph.Seal(buf[:0], buf[:plen], i, last)
+	return [16]byte(ct[plen:])
+}
+
+// reusable returns the journal's packs whose chunks all have journaled tags and whose layout is that of a
 // pack of this file (consecutive chunks from offset 0), keyed by first chunk.
 func (j *upJournal) reusable(size uint64) map[uint64]journalPack {
 	out := map[uint64]journalPack{}
@@ -229,7 +270,7 @@ func (j *upJournal) reusable(size uint64) map[uint64]journalPack {
 		}
 		ok := true
 		for i := p.first; i < p.first+p.count; i++ {
-			if _, h := j.hashes[i]; !h {
+			if _, h := j.tags[i]; !h {
 				ok = false
 			}
 		}

@@ -234,7 +234,7 @@ func verifyOpenedLink(resp *api.LinkOpenResponse, id format.LinkID, keys *format
 	if err != nil {
 		return nil, err
 	}
-	return &Link{owner: pk.Username, fl: fl, root: &node{rec: rec, hash: sha256.Sum256(resp.Node), key: nk, body: body}}, nil
+	return &Link{owner: pk.Username, fl: fl, root: &node{rec: headerOf(rec), hash: sha256.Sum256(resp.Node), key: nk, body: body}}, nil
 }
 
 // Owner is the username of the link's owner (as signed in the owner's public keys).

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"coffer"
 	"coffer/api"
@@ -35,15 +36,27 @@ const staleRetries = 8
 
 // node is a verified, decrypted live record.
 type node struct {
-	// rec holds the header fields only: its ciphertext Body and WrappedKey are dropped once
-	// opened (they are two thirds of a listed node's memory), so never Marshal or Hash it.
-	rec  *format.Record
+	rec  recHeader // the record's header fields (its bytes are not kept: hash is their hash)
 	hash [32]byte
 	key  format.NodeKey
 	body *format.Body
 
-	wrapOnce sync.Once
-	wrap     format.WrapKey
+	wrap atomic.Pointer[format.WrapKey] // childWrap, computed on first use (folders only)
+}
+
+// recHeader is the part of a verified record a node keeps. The ciphertext, wrapped key and
+// signature are not needed once the record is opened, and dropping them keeps the nodes of a
+// 100,000-entry folder small.
+type recHeader struct {
+	Kind    format.Kind
+	Node    coffer.NodeID
+	Parent  coffer.NodeID
+	Version uint64
+	Author  [32]byte
+}
+
+func headerOf(r *format.Record) recHeader {
+	return recHeader{Kind: r.Kind, Node: r.Node, Parent: r.Parent, Version: r.Version, Author: r.Author}
 }
 
 func (n *node) id() coffer.NodeID { return n.rec.Node }
@@ -51,8 +64,12 @@ func (n *node) isDir() bool       { return n.rec.Kind == format.KindFolder }
 
 // childWrap is the key wrapping the node keys of this folder's children.
 func (n *node) childWrap() format.WrapKey {
-	n.wrapOnce.Do(func() { n.wrap = n.key.WrapKey() })
-	return n.wrap
+	if w := n.wrap.Load(); w != nil {
+		return *w
+	}
+	w := n.key.WrapKey()
+	n.wrap.Store(&w)
+	return w
 }
 
 // folder is the verified listing of one folder at one head. It is immutable once built.
@@ -91,7 +108,26 @@ type rawListing struct {
 	headRaw []byte
 	buckets *[256][32]byte
 	bucket  []format.FolderSummary
-	recRaw  [][]byte
+	// The records, parsed as their frames arrive (the frames themselves are not kept: for a
+	// folder of 100,000 entries they are tens of MB), with their commitment entries (hash of
+	// the frame bytes). recErr is the first record that did not parse.
+	recs   []*format.Record
+	ents   []format.Entry
+	recErr error
+}
+
+// addRecord parses one record frame (which the caller reuses afterwards).
+func (l *rawListing) addRecord(frame []byte) {
+	if l.recErr != nil {
+		return
+	}
+	r, err := format.ParseRecord(frame)
+	if err != nil {
+		l.recErr = err
+		return
+	}
+	l.recs = append(l.recs, r)
+	l.ents = append(l.ents, format.Entry{Node: r.Node, Hash: sha256.Sum256(frame)})
 }
 
 // fetchListing downloads and strictly parses a folder listing. what names the folder in errors.
@@ -118,7 +154,8 @@ func (c *Client) fetchListingOnce(ctx context.Context, id coffer.NodeID, what st
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	raw, err := parseListing(bufio.NewReaderSize(resp.Body, 64<<10))
+	raw := &rawListing{}
+	err = parseListing(bufio.NewReaderSize(resp.Body, 64<<10), raw, raw.addRecord)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -129,13 +166,15 @@ func (c *Client) fetchListingOnce(ctx context.Context, id coffer.NodeID, what st
 	return raw, nil
 }
 
-// parseListing reads the frames: head, buckets, bucket, records..., end, and nothing after.
-func parseListing(r *bufio.Reader) (*rawListing, error) {
+// parseListing reads the frames into l: head, buckets, bucket, records..., end, and nothing
+// after. Each record frame is passed to record, in a buffer reused for the next frame.
+func parseListing(r *bufio.Reader, l *rawListing, record func(frame []byte)) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("listing: "+format+": %w", append(args, coffer.ErrCorrupt)...)
 	}
 	var hdr [5]byte
-	next := func(limit int) (byte, []byte, error) {
+	var scratch []byte
+	next := func(limit int, reuse bool) (byte, []byte, error) {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return 0, nil, bad("truncated frame header (%v)", err)
 		}
@@ -143,36 +182,43 @@ func parseListing(r *bufio.Reader) (*rawListing, error) {
 		if int64(n) > int64(limit) {
 			return 0, nil, bad("frame type %d of %d bytes exceeds %d", hdr[0], n, limit)
 		}
-		b := make([]byte, n)
+		var b []byte
+		if reuse {
+			if cap(scratch) < int(n) {
+				scratch = make([]byte, max(int(n), 4096))
+			}
+			b = scratch[:n]
+		} else {
+			b = make([]byte, n)
+		}
 		if _, err := io.ReadFull(r, b); err != nil {
 			return 0, nil, bad("truncated frame type %d (%v)", hdr[0], err)
 		}
 		return hdr[0], b, nil
 	}
-	l := &rawListing{}
-	t, b, err := next(format.HeadLen)
+	t, b, err := next(format.HeadLen, false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if t != api.FrameHead {
-		return nil, bad("first frame has type %d, want head", t)
+		return bad("first frame has type %d, want head", t)
 	}
 	l.headRaw = b
-	if t, b, err = next(256 * 32); err != nil {
-		return nil, err
+	if t, b, err = next(256*32, true); err != nil {
+		return err
 	}
 	if t != api.FrameBuckets || len(b) != 256*32 {
-		return nil, bad("second frame: type %d length %d, want buckets of %d bytes", t, len(b), 256*32)
+		return bad("second frame: type %d length %d, want buckets of %d bytes", t, len(b), 256*32)
 	}
 	l.buckets = new([256][32]byte)
 	for i := range l.buckets {
 		copy(l.buckets[i][:], b[32*i:])
 	}
-	if t, b, err = next(maxBucketFrame); err != nil {
-		return nil, err
+	if t, b, err = next(maxBucketFrame, true); err != nil {
+		return err
 	}
 	if t != api.FrameBucket || len(b)%summaryLen != 0 {
-		return nil, bad("third frame: type %d length %d, want a bucket (multiple of %d bytes)", t, len(b), summaryLen)
+		return bad("third frame: type %d length %d, want a bucket (multiple of %d bytes)", t, len(b), summaryLen)
 	}
 	for ; len(b) > 0; b = b[summaryLen:] {
 		var s format.FolderSummary
@@ -182,23 +228,23 @@ func parseListing(r *bufio.Reader) (*rawListing, error) {
 		l.bucket = append(l.bucket, s)
 	}
 	for {
-		if t, b, err = next(maxRecordFrame); err != nil {
-			return nil, err
+		if t, b, err = next(maxRecordFrame, true); err != nil {
+			return err
 		}
 		switch t {
 		case api.FrameRecord:
-			l.recRaw = append(l.recRaw, b)
+			record(b)
 			continue
 		case api.FrameEnd:
 			if len(b) != 0 {
-				return nil, bad("end frame with %d bytes", len(b))
+				return bad("end frame with %d bytes", len(b))
 			}
 			if _, err := r.ReadByte(); err != io.EOF {
-				return nil, bad("data after the end frame")
+				return bad("data after the end frame")
 			}
-			return l, nil
+			return nil
 		default:
-			return nil, bad("unexpected frame type %d", t)
+			return bad("unexpected frame type %d", t)
 		}
 	}
 }
@@ -238,21 +284,6 @@ func (c *Client) verifyHead(ctx context.Context, raw []byte, seen *format.Head, 
 	return h, hash, nil
 }
 
-// parseRecords parses every record and returns their commitment entries (hash of the bytes).
-func parseRecords(raw [][]byte) ([]*format.Record, []format.Entry, error) {
-	recs := make([]*format.Record, len(raw))
-	ents := make([]format.Entry, len(raw))
-	for i, b := range raw {
-		r, err := format.ParseRecord(b)
-		if err != nil {
-			return nil, nil, err
-		}
-		recs[i] = r
-		ents[i] = format.Entry{Node: r.Node, Hash: sha256.Sum256(b)}
-	}
-	return recs, ents, nil
-}
-
 // openChildren checks and decrypts the records of folder id under wrap. writer is the head's
 // writer; every record must be authored by it (or by a key authorOK accepts: shared folders) and
 // be a live folder or file whose parent is id.
@@ -277,8 +308,8 @@ func openChildren(recs []*format.Record, ents []format.Entry, id coffer.NodeID, 
 		if err != nil {
 			return err
 		}
-		r.Body, r.WrappedKey = nil, nil
-		nodes[i] = &node{rec: r, hash: ents[i].Hash, key: nk, body: body}
+		recs[i] = nil // the record's bytes are not needed any more
+		nodes[i] = &node{rec: headerOf(r), hash: ents[i].Hash, key: nk, body: body}
 		return nil
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(recs)/256+1)
@@ -402,11 +433,11 @@ func (v *view) verifyRaw(raw *rawListing, id coffer.NodeID, wrap format.WrapKey,
 	if *raw.buckets != *v.buckets {
 		return nil, fmt.Errorf("client: list %s: bucket hashes differ under one head: %w", what, coffer.ErrAuth)
 	}
-	recs, ents, err := parseRecords(raw.recRaw)
-	if err != nil {
-		return nil, fmt.Errorf("client: list %s: %w", what, err)
+	if raw.recErr != nil {
+		return nil, fmt.Errorf("client: list %s: %w", what, raw.recErr)
 	}
-	raw.recRaw = nil // parsed records hold copies; let a big listing's bytes go
+	recs, ents := raw.recs, raw.ents
+	raw.recs = nil // openChildren drops each record's ciphertext as it goes
 	if err := tree.VerifyListing(v.head.StateRoot, v.buckets, raw.bucket, id, ents); err != nil {
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
@@ -424,20 +455,35 @@ func (v *view) verifyRaw(raw *rawListing, id coffer.NodeID, wrap format.WrapKey,
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
 	isTrash := v.trash != nil && id == v.trash.id()
-	if !isTrash {
-		seen := make(map[string]bool, len(nodes))
+	f := newFolder(id, wrap, nodes, isTrash)
+	if !isTrash && len(f.byName) != len(nodes) { // byName keeps the first node of a name
 		for _, n := range nodes {
-			if seen[n.body.Name] {
+			if f.byName[n.body.Name] != n {
 				return nil, fmt.Errorf("client: list %s: two entries named %q: %w", what, n.body.Name, coffer.ErrAuth)
 			}
-			seen[n.body.Name] = true
 		}
 	}
-	f := newFolder(id, wrap, nodes, isTrash)
 	v.mu.Lock()
 	v.folders[id] = f
 	v.mu.Unlock()
 	return f, nil
+}
+
+// bigFolder is the number of children from which List drops a folder's decrypted nodes from the
+// view once it has used them (see forget).
+const bigFolder = 10000
+
+// forget drops a decrypted folder from the view, keeping only its verified commitment entries
+// (48 bytes a child, what commits need), so the nodes of a huge folder can be freed once used. A
+// later lookup in the folder lists and verifies it again.
+func (v *view) forget(f *folder) {
+	ents := f.entries()
+	v.mu.Lock()
+	if v.folders[f.id] == f {
+		delete(v.folders, f.id)
+		v.entries[f.id] = ents
+	}
+	v.mu.Unlock()
 }
 
 // list returns the verified listing of folder n (what names it in errors).

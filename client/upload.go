@@ -42,8 +42,8 @@ type upPack struct {
 	big     *upFile   // non-nil: the pack holds consecutive chunks of this one file
 }
 
-// uploader runs one upload's pipeline: reader → journal → Parallel sealing/uploading workers →
-// committer.
+// uploader runs one upload's pipeline: reader (plaintext hash) → Parallel workers (seal, journal
+// tags, hash ciphertext, upload) → committer.
 type uploader struct {
 	c      *Client
 	opts   TransferOptions
@@ -52,7 +52,6 @@ type uploader struct {
 
 	tokens chan struct{} // bounds the pack buffers in use
 	free   chan []byte
-	jq     chan *upPack
 	work   chan *upPack
 	done   chan *upFile
 
@@ -121,7 +120,7 @@ func (c *Client) newUploader(ctx context.Context, opts TransferOptions) *uploade
 	nbuf := 2 * c.cfg.Parallel
 	u := &uploader{c: c, opts: opts,
 		tokens: make(chan struct{}, nbuf), free: make(chan []byte, nbuf),
-		jq: make(chan *upPack, nbuf), work: make(chan *upPack), done: make(chan *upFile, 4096)}
+		work: make(chan *upPack, c.cfg.Parallel), done: make(chan *upFile, 4096)}
 	u.ctx, u.cancel = context.WithCancelCause(ctx)
 	return u
 }
@@ -152,7 +151,7 @@ func (u *uploader) run(files []*upFile) error {
 	wg.Add(1)
 	go func() { // reader
 		defer wg.Done()
-		defer close(u.jq)
+		defer close(u.work)
 		for _, f := range files {
 			if err := u.readFile(f); err != nil {
 				u.fail(err)
@@ -160,41 +159,6 @@ func (u *uploader) run(files []*upFile) error {
 			}
 		}
 		u.fail(u.flush())
-	}()
-	wg.Add(1)
-	go func() { // journal: record chunk hashes durably before they are encrypted
-		defer wg.Done()
-		defer close(u.work)
-		for p := range u.jq {
-			// Take every pack already waiting, so one fsync covers them all.
-			batch := []*upPack{p}
-		more:
-			for len(batch) < cap(u.tokens) {
-				select {
-				case q, ok := <-u.jq:
-					if !ok {
-						break more
-					}
-					batch = append(batch, q)
-				default:
-					break more
-				}
-			}
-			if err := u.journalBatch(batch); err != nil {
-				u.fail(err)
-			}
-			for _, q := range batch {
-				if u.ctx.Err() != nil {
-					u.release(q)
-					continue
-				}
-				select {
-				case u.work <- q:
-				case <-u.ctx.Done():
-					u.release(q)
-				}
-			}
-		}
 	}()
 	var workers sync.WaitGroup
 	for i := 0; i < u.c.cfg.Parallel; i++ {
@@ -230,39 +194,6 @@ func (u *uploader) run(files []*upFile) error {
 	return err
 }
 
-// journalBatch durably records the plaintext hashes of the journaled chunks of packs, before any
-// of them is encrypted (one fsync per journal).
-func (u *uploader) journalBatch(batch []*upPack) error {
-	type rec struct {
-		idx  []uint64
-		sums [][32]byte
-	}
-	recs := map[*upJournal]*rec{}
-	var order []*upJournal
-	for _, p := range batch {
-		if p.big == nil || p.big.journal == nil {
-			continue
-		}
-		j := p.big.journal
-		r := recs[j]
-		if r == nil {
-			r = &rec{}
-			recs[j] = r
-			order = append(order, j)
-		}
-		for _, e := range p.entries {
-			r.idx = append(r.idx, e.idx)
-			r.sums = append(r.sums, sha256.Sum256(p.buf[e.off:e.off+e.plen]))
-		}
-	}
-	for _, j := range order {
-		if err := j.recordHashes(recs[j].idx, recs[j].sums); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // getBuf waits for a free pack buffer of at least n bytes (at most packCap). A few small files
 // get a buffer of their size, not the 4 MiB a full pack needs.
 func (u *uploader) getBuf(n int) ([]byte, error) {
@@ -290,7 +221,7 @@ func (u *uploader) release(p *upPack) {
 	<-u.tokens
 }
 
-// flush hands the current pack to the journal stage.
+// flush hands the current pack to the workers.
 func (u *uploader) flush() error {
 	p := u.cur
 	u.cur = nil
@@ -301,7 +232,7 @@ func (u *uploader) flush() error {
 		return nil
 	}
 	select {
-	case u.jq <- p:
+	case u.work <- p:
 		return nil
 	case <-u.ctx.Done():
 		u.release(p)
@@ -476,7 +407,7 @@ func (u *uploader) openJournal(fh *os.File, f *upFile) (map[uint64]journalPack, 
 		key, ok := j.key()
 		same := false
 		if ok {
-			if same, err = verifyJournal(fh, j, uint64(f.size)); err != nil {
+			if same, err = verifyJournal(fh, j, key.Cipher(), uint64(f.size)); err != nil {
 				return nil, err
 			}
 		}
@@ -528,13 +459,14 @@ func (c *Client) presentBlobs(ctx context.Context, packs map[uint64]journalPack)
 	return out, nil
 }
 
-// reusePack re-reads the chunks of an already stored pack, checks them against the journal and
-// takes over its chunk references.
+// reusePack re-reads the chunks of an already stored pack, checks them against the journal (sealed
+// again, each must give its journaled tag) and takes over its chunk references.
 func (u *uploader) reusePack(fh *os.File, f *upFile, h io.Writer, p journalPack) error {
 	const cs = format.DefaultChunkSize
 	if u.scratch == nil {
-		u.scratch = make([]byte, cs)
+		u.scratch = make([]byte, cs+16)
 	}
+	n := uint64(len(f.chunks))
 	var off uint64
 	for i := p.first; i < p.first+p.count; i++ {
 		plen := format.ChunkPlainLen(uint64(f.size), cs, i)
@@ -542,10 +474,10 @@ func (u *uploader) reusePack(fh *os.File, f *upFile, h io.Writer, p journalPack)
 		if _, err := io.ReadFull(fh, buf); err != nil {
 			return fmt.Errorf("client: upload %s: the file changed while it was read: %w", f.local, coffer.ErrConflict)
 		}
-		if sha256.Sum256(buf) != f.journal.hashes[i] {
+		h.Write(buf)
+		if chunkTag(f.ciph, u.scratch, int(plen), i, i == n-1) != f.journal.tags[i] {
 			return fmt.Errorf("client: upload %s: the file changed during the upload (chunk %d): %w", f.local, i, coffer.ErrConflict)
 		}
-		h.Write(buf)
 		f.chunks[i] = format.ChunkRef{Blob: p.blob, Offset: off, Length: plen + 16}
 		off += uint64(plen) + 16
 		f.tracker.Add(int64(plen))
@@ -553,7 +485,8 @@ func (u *uploader) reusePack(fh *os.File, f *upFile, h io.Writer, p journalPack)
 	return nil
 }
 
-// sendPack seals a pack's chunks in place, uploads it and records the chunk references.
+// sendPack seals a pack's chunks in place, journals their tags (big files), uploads it and records
+// the chunk references.
 func (u *uploader) sendPack(p *upPack) error {
 	defer u.release(p)
 	for _, e := range p.entries {
@@ -563,6 +496,17 @@ func (u *uploader) sendPack(p *upPack) error {
 	if p.big == nil { // small files are never split: every chunk of these files is sealed
 		for _, e := range p.entries {
 			e.f.ciph = nil
+		}
+	}
+	if j := p.big; j != nil && j.journal != nil {
+		idx := make([]uint64, len(p.entries))
+		tags := make([][16]byte, len(p.entries))
+		for k, e := range p.entries {
+			idx[k] = e.idx
+			tags[k] = [16]byte(p.buf[e.off+e.plen : e.off+e.plen+16])
+		}
+		if err := j.journal.recordTags(idx, tags); err != nil {
+			return err
 		}
 	}
 	blob, err := u.c.putBlob(u.ctx, p.buf[:p.n])
@@ -595,8 +539,11 @@ func (u *uploader) sendPack(p *upPack) error {
 	return nil
 }
 
-// putBlob uploads one blob (retried on network errors: blobs are content-addressed).
+// putBlob uploads one blob (retried on network errors: blobs are content-addressed) and checks
+// that the ID the server acknowledges is the SHA-256 of b: a record must never name bytes the
+// server did not store. A mismatch is an error wrapping coffer.ErrCorrupt.
 func (c *Client) putBlob(ctx context.Context, b []byte) (coffer.BlobID, error) {
+	want := coffer.BlobID(sha256.Sum256(b))
 	resp, err := c.http.do(ctx, call{method: "POST", path: "/v1/trees/" + c.tree.String() + "/blobs",
 		body: b, ctype: "application/octet-stream", retry: true})
 	if err != nil {
@@ -609,6 +556,9 @@ func (c *Client) putBlob(ctx context.Context, b []byte) (coffer.BlobID, error) {
 	}
 	if out.Size != int64(len(b)) || out.Blob.IsZero() {
 		return coffer.BlobID{}, fmt.Errorf("client: upload blob: the server acknowledged %d of %d bytes: %w", out.Size, len(b), coffer.ErrCorrupt)
+	}
+	if out.Blob != want {
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: the server acknowledged it as blob %s, which is not the SHA-256 of the bytes sent: %w", want, out.Blob, coffer.ErrCorrupt)
 	}
 	return out.Blob, nil
 }

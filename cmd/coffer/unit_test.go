@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -178,5 +179,20 @@ func TestProgress(t *testing.T) {
 	nilProgress.finish(nil)
 	if got := shorten("abcdefghij", 5); got != "…ghij" {
 		t.Fatalf("shorten: %q", got)
+	}
+}
+
+// TestLimitedCommand: the client memory limit applies to listing and download commands, not to
+// put (live heap grows with the file count), serve or admin.
+func TestLimitedCommand(t *testing.T) {
+	root := newApp(strings.NewReader(""), io.Discard, io.Discard).rootCommand()
+	for args, want := range map[string]bool{"ls": true, "get": true, "tree": true, "put": false, "serve": false, "admin fsck": false} {
+		cmd, _, err := root.Find(strings.Fields(args))
+		if err != nil || cmd == root {
+			t.Fatalf("%s: not found: %v", args, err)
+		}
+		if got := limitedCommand(cmd); got != want {
+			t.Errorf("limitedCommand(%s) = %v, want %v", args, got, want)
+		}
 	}
 }

@@ -219,6 +219,23 @@ func (w *respWriter) Flush() {
 
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// ReadFrom lets io.Copy reach the connection's ReadFrom, so blob files are sent with sendfile(2)
+// instead of being copied through user space.
+func (w *respWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
 // probeWriter captures what the mux's built-in 404/405 handlers would answer.
 type probeWriter struct {
 	header http.Header

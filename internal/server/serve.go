@@ -150,6 +150,13 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
 	}
 
+	// Announce before serving: the listener is open (connections wait in its backlog), so whoever
+	// waits for the announcement never sees an answer first.
+	log.Info("listening", "url", url, "db", stores.DB, "blobs", stores.BlobsDesc, "invite_only", cfg.InviteOnly,
+		"multi_node", stores.Cluster != nil)
+	if cfg.OnListen != nil {
+		cfg.OnListen(url)
+	}
 	serveErr := make(chan error, 1)
 	go func() {
 		if tlsConfig != nil {
@@ -158,11 +165,6 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 			serveErr <- hs.Serve(ln)
 		}
 	}()
-	log.Info("listening", "url", url, "db", stores.DB, "blobs", stores.BlobsDesc, "invite_only", cfg.InviteOnly,
-		"multi_node", stores.Cluster != nil)
-	if cfg.OnListen != nil {
-		cfg.OnListen(url)
-	}
 
 	select {
 	case err := <-serveErr:

@@ -252,3 +252,41 @@ func BenchmarkPut4MiB(b *testing.B) {
 		}
 	}
 }
+
+// TestGetWriteTo: the ranged reader copies exactly its section through WriteTo (the sendfile
+// path), also after part of it was read.
+func TestGetWriteTo(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	data := make([]byte, 100000)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	id, err := s.Put(ctx, coffer.BlobID{}, bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Get(ctx, id, 1000, 50000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	n, err := io.Copy(&out, rc)
+	if err != nil || n != 50000-10 {
+		t.Fatalf("copy: %d %v", n, err)
+	}
+	if got := append(head, out.Bytes()...); !bytes.Equal(got, data[1000:51000]) {
+		t.Fatal("section content differs")
+	}
+	if k, err := rc.Read(head); k != 0 || err != io.EOF {
+		t.Fatalf("read after the section: %d %v", k, err)
+	}
+}
