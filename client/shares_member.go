@@ -55,6 +55,9 @@ func parseShareID(id string) (coffer.TreeID, error) {
 // and its KEM key, signed by the owner with the keys this device trusts for them (pinned on
 // first sight; a changed key is a *KeyChangedError), its tree key opening, and the roster served
 // with it signed by the same key and listing this account with the invite's role and epoch.
+// If the bundle already holds the folder (accepted on another device), the sender must be the
+// owner its entry names. Accepting seals the sender into the bundle entry as the folder's owner:
+// every device of the account checks the folder's rosters against it from then on.
 func (c *Client) AcceptShare(ctx context.Context, id, as string) (*AcceptResult, error) {
 	if c.share != nil || c.shares == nil {
 		return nil, fmt.Errorf("client: accept: not an account client: %w", coffer.ErrInvalid)
