@@ -376,8 +376,15 @@ func (c *Client) openInvite(ctx context.Context, info *api.InviteInfo) (format.T
 			return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sent by another account or key than the folder's owner recorded in this account's key bundle: %w", what, coffer.ErrAuth)
 		}
 		sender = &format.PublicKeys{Account: owner, Signing: ed25519.PublicKey(ownerKey[:])}
-	} else if sender, err = c.trustedKeys(ctx, inv.Sender, info.OwnerUsername); err != nil {
-		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sender's keys: %w", what, err)
+	} else {
+		// Not held (first accept, or re-invited after leaving): this device's last verified
+		// owner of the tree, if any, must not change either.
+		if pin := c.shares.pins.get(info.Tree); pin.OwnerKey != "" && (pin.Owner != inv.Sender || pin.OwnerKey != hexKey(inv.SenderKey)) {
+			return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sent by another account or key than the folder's owner this device verified before: %w", what, coffer.ErrAuth)
+		}
+		if sender, err = c.trustedKeys(ctx, inv.Sender, info.OwnerUsername); err != nil {
+			return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sender's keys: %w", what, err)
+		}
 	}
 	tk, err := inv.Open(c.bundle, sender)
 	if err != nil {

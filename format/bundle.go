@@ -100,15 +100,16 @@ func (b *Bundle) validate() error {
 	if b.Generation == 0 {
 		return corruptErr("bundle", "generation", "zero")
 	}
-	var own [32]byte
-	if len(b.Shares) > 0 {
-		own = b.SigningPublic()
-	}
+	var own *[32]byte // derived once, only if an entry names the account itself
 	for i, s := range b.Shares {
 		if s.Owner == (coffer.AccountID{}) || s.OwnerKey == ([32]byte{}) {
 			return corruptErr("bundle", "shares", fmt.Sprintf("share %d: zero owner or owner key", i))
 		}
-		if s.Owner == b.Account && (s.OwnerKey != own || s.Role != ShareWrite) {
+		if s.Owner == b.Account && own == nil {
+			k := b.SigningPublic()
+			own = &k
+		}
+		if s.Owner == b.Account && (s.OwnerKey != *own || s.Role != ShareWrite) {
 			return corruptErr("bundle", "shares", fmt.Sprintf("share %d: owned by the account but not with its own key and role write", i))
 		}
 		if s.Role != ShareRead && s.Role != ShareWrite {

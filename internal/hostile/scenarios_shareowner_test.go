@@ -23,6 +23,10 @@ func TestScenario28_MemberPosesAsOwnerToNewDevice(t *testing.T) {
 	ctx := context.Background()
 	f := newShareFixture(t, false, true) // bob reads, carol writes; both accepted
 	alice, bob, carol := captureSecrets(t, f.env, "alice"), captureSecrets(t, f.env, "bob"), captureSecrets(t, f.env, "carol")
+	// Accepting sealed alice (account and key) into carol's bundle entry as the owner.
+	if sk, ok := carol.bundle.ShareOf(f.tree); !ok || sk.Owner != alice.account || sk.OwnerKey != alice.bundle.SigningPublic() {
+		t.Fatalf("carol's bundle entry: %+v %v", sk.Owner, ok)
+	}
 	// Control: carol's new device lists the honest folder.
 	if es, err := f.fresh(t, "carol").List(ctx, "/proj"); err != nil || len(es) != 2 {
 		t.Fatalf("honest listing on a new device: %v %v", es, err)
