@@ -160,7 +160,7 @@ func (c *Client) shareTarget(ctx context.Context, p string) (*located, error) {
 // until finishConversion, so an interruption loses nothing.
 func (c *Client) startConversion(ctx context.Context, p string, id coffer.NodeID) (coffer.TreeID, error) {
 	tid := coffer.NewTreeID()
-	if err := c.adoptKey(ctx, tid, format.NewTreeKey(), 1, format.ShareWrite); err != nil {
+	if err := c.adoptKey(ctx, tid, format.NewTreeKey(), 1, format.ShareWrite, c.account, c.signPub); err != nil {
 		return tid, err
 	}
 	err := c.update(ctx, func(t *txn) error {
@@ -643,7 +643,7 @@ func (c *Client) rotate(ctx context.Context, acct coffer.AccountID) (*RevokeResu
 	if err := c.state.rememberHead(h); err != nil {
 		return nil, err
 	}
-	if err := c.adoptKey(ctx, st.id, tk, nr.Epoch, format.ShareWrite); err != nil {
+	if err := c.adoptKey(ctx, st.id, tk, nr.Epoch, format.ShareWrite, c.account, c.signPub); err != nil {
 		return nil, err
 	}
 	return &RevokeResult{Path: c.rootPath(), Epoch: nr.Epoch, Nodes: len(all), Members: len(invites)}, nil

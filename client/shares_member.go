@@ -55,6 +55,9 @@ func parseShareID(id string) (coffer.TreeID, error) {
 // and its KEM key, signed by the owner with the keys this device trusts for them (pinned on
 // first sight; a changed key is a *KeyChangedError), its tree key opening, and the roster served
 // with it signed by the same key and listing this account with the invite's role and epoch.
+// If the bundle already holds the folder (accepted on another device), the sender must be the
+// owner its entry names. Accepting seals the sender into the bundle entry as the folder's owner:
+// every device of the account checks the folder's rosters against it from then on.
 func (c *Client) AcceptShare(ctx context.Context, id, as string) (*AcceptResult, error) {
 	if c.share != nil || c.shares == nil {
 		return nil, fmt.Errorf("client: accept: not an account client: %w", coffer.ErrInvalid)
@@ -69,12 +72,14 @@ func (c *Client) AcceptShare(ctx context.Context, id, as string) (*AcceptResult,
 	}
 	res := &AcceptResult{Tree: tid, Owner: info.OwnerUsername}
 	if st := c.shares.get(tid); st == nil || info.Status != api.StatusAccepted {
-		tc := c.inTree(newSharedTree(format.ShareKey{Tree: tid}), "")
+		// Verified on a scratch handle; a tree the bundle holds already keeps its owner.
+		sk, _ := c.shares.currentBundle().ShareOf(tid)
+		tc := c.inTree(newSharedTree(format.ShareKey{Tree: tid, Owner: sk.Owner, OwnerKey: sk.OwnerKey}), "")
 		tk, inv, _, err := tc.openInvite(ctx, info)
 		if err != nil {
 			return nil, err
 		}
-		if err := c.adoptKey(ctx, tid, tk, inv.Epoch, inv.Role); err != nil {
+		if err := c.adoptKey(ctx, tid, tk, inv.Epoch, inv.Role, inv.Sender, inv.SenderKey); err != nil {
 			return nil, err
 		}
 		req := api.InviteAcceptRequest{Epoch: inv.Epoch}
@@ -190,7 +195,7 @@ func (c *Client) LeaveShare(ctx context.Context, p string) error {
 	if id == (coffer.TreeID{}) {
 		return fmt.Errorf("client: leave %s: not a shared folder: %w", loc.path, coffer.ErrInvalid)
 	}
-	if pin := c.shares.pins.get(id); pin.Owner == c.account {
+	if sk, ok := c.shares.currentBundle().ShareOf(id); ok && sk.Owner == c.account {
 		return fmt.Errorf("client: leave %s: you own this shared folder: revoke its members instead: %w", loc.path, coffer.ErrInvalid)
 	}
 	err = c.http.json(ctx, "POST", "/v1/trees/"+id.String()+"/leave", nil, nil, false, false)
@@ -313,7 +318,7 @@ func (c *Client) Shares(ctx context.Context) (*ShareListing, error) {
 	for _, o := range sr.Outgoing {
 		os := OutgoingShare{ID: o.Tree.String(), Path: mounts[o.Tree], Members: []ShareMember{}}
 		if st := c.shares.get(o.Tree); st != nil {
-			if r, err := c.inTree(st, os.Path).verifyRoster(ctx, o.Roster, c.username); err == nil {
+			if r, err := c.inTree(st, os.Path).verifyRoster(ctx, o.Roster); err == nil {
 				os.Epoch = r.Epoch
 			} else {
 				return nil, err

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -155,7 +156,7 @@ func (c *Client) fetchRoster(ctx context.Context) (*format.Roster, *api.RosterRe
 		}
 		return nil, nil, fmt.Errorf("client: shared folder %s: roster: %w", c.rootPath(), err)
 	}
-	r, err := c.verifyRoster(ctx, resp.Roster, resp.OwnerUsername)
+	r, err := c.verifyRoster(ctx, resp.Roster)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -163,7 +164,11 @@ func (c *Client) fetchRoster(ctx context.Context) (*format.Roster, *api.RosterRe
 }
 
 // verifyRoster checks roster bytes of this Client's shared tree (see fetchRoster) and pins them.
-func (c *Client) verifyRoster(ctx context.Context, raw []byte, ownerName string) (*format.Roster, error) {
+// The owner and owner key must be the ones this account's bundle entry for the tree names (or,
+// while an invite is accepted, its verified sender): nothing the server serves about the owner
+// (names, contacts) is trusted, so a member colluding with the server cannot pass off a roster
+// naming itself owner, not even to a new device.
+func (c *Client) verifyRoster(ctx context.Context, raw []byte) (*format.Roster, error) {
 	st := c.share
 	what := "shared folder " + c.rootPath()
 	r, err := format.ParseRoster(raw)
@@ -174,21 +179,15 @@ func (c *Client) verifyRoster(ctx context.Context, raw []byte, ownerName string)
 		return nil, fmt.Errorf("client: %s: the roster of another tree: %w", what, coffer.ErrAuth)
 	}
 	pin := c.shares.pins.get(st.id)
-	if pin.OwnerKey != "" && pin.Owner != r.Owner {
-		return nil, fmt.Errorf("client: %s: the roster names another owner than the one pinned for this folder: %w", what, coffer.ErrAuth)
+	owner, ownerKey := st.trustedOwner()
+	switch {
+	case owner == (coffer.AccountID{}):
+		return nil, fmt.Errorf("client: %s: this account's key bundle names no owner for the folder: %w", what, coffer.ErrAuth)
+	case r.Owner != owner:
+		return nil, fmt.Errorf("client: %s: the roster names account %v as owner, but this account's key bundle says the owner is %v: a forged roster: %w", what, r.Owner, owner, coffer.ErrAuth)
 	}
-	var ownerKey []byte
-	if pin.OwnerKey != "" {
-		ownerKey = hexBytes(pin.OwnerKey)
-	} else {
-		pk, err := c.trustedKeys(ctx, r.Owner, ownerName)
-		if err != nil {
-			return nil, fmt.Errorf("client: %s: owner's keys: %w", what, err)
-		}
-		ownerKey = pk.Signing
-	}
-	if err := r.CheckOwner(r.Owner, ownerKey); err != nil {
-		return nil, fmt.Errorf("client: %s: roster not signed by the owner's trusted key: %w", what, err)
+	if err := r.CheckOwner(owner, ownerKey[:]); err != nil {
+		return nil, fmt.Errorf("client: %s: roster not signed by the owner key recorded in this account's key bundle: %w", what, err)
 	}
 	hash := sha256.Sum256(raw)
 	switch {
@@ -210,7 +209,7 @@ func (c *Client) verifyRoster(ctx context.Context, raw []byte, ownerName string)
 		if r.Generation >= p.Generation {
 			p.Generation, p.RosterHash = r.Generation, hexKey(hash)
 		}
-		p.Owner, p.OwnerKey = r.Owner, hexKey([32]byte(ownerKey))
+		p.Owner, p.OwnerKey = r.Owner, hexKey(ownerKey)
 	}); err != nil {
 		return nil, err
 	}
@@ -273,7 +272,7 @@ func (c *Client) catchUpEpoch(ctx context.Context, r *format.Roster) error {
 		if pin.PendingEpoch != r.Epoch || len(hexBytes(pin.PendingKey)) != 32 {
 			return fmt.Errorf("client: shared folder %s: %w", c.rootPath(), ErrKeyRotated)
 		}
-		return c.adoptKey(ctx, st.id, format.TreeKey(hexBytes(pin.PendingKey)), r.Epoch, format.ShareWrite)
+		return c.adoptKey(ctx, st.id, format.TreeKey(hexBytes(pin.PendingKey)), r.Epoch, format.ShareWrite, c.account, c.signPub)
 	}
 	n, err := c.applyRekeys(ctx)
 	if err != nil {
@@ -288,19 +287,25 @@ func (c *Client) catchUpEpoch(ctx context.Context, r *format.Roster) error {
 	return nil
 }
 
-// adoptKey seals a tree key into the bundle (and clears a pending rotation key).
-func (c *Client) adoptKey(ctx context.Context, tree coffer.TreeID, key format.TreeKey, epoch uint32, role uint8) error {
+// adoptKey seals a tree key into the bundle (and clears a pending rotation key), with the
+// tree's owner as this account trusts it (itself, or the verified sender of the accepted invite).
+// A tree's entry never changes owner: a re-key naming another owner is refused.
+func (c *Client) adoptKey(ctx context.Context, tree coffer.TreeID, key format.TreeKey, epoch uint32, role uint8, owner coffer.AccountID, ownerKey [32]byte) error {
+	sk := format.ShareKey{Tree: tree, Key: key, Role: role, Epoch: epoch, Owner: owner, OwnerKey: ownerKey}
 	err := c.updateBundle(ctx, func(b *format.Bundle) error {
 		for i := range b.Shares {
 			if b.Shares[i].Tree == tree {
 				if b.Shares[i].Epoch > epoch {
 					return fmt.Errorf("client: shared folder %v: the bundle holds a newer key (epoch %d > %d): %w", tree, b.Shares[i].Epoch, epoch, coffer.ErrConflict)
 				}
-				b.Shares[i] = format.ShareKey{Tree: tree, Key: key, Role: role, Epoch: epoch}
+				if b.Shares[i].Owner != owner || b.Shares[i].OwnerKey != ownerKey {
+					return fmt.Errorf("client: shared folder %v: a key from another owner than the one in the key bundle: %w", tree, coffer.ErrAuth)
+				}
+				b.Shares[i] = sk
 				return nil
 			}
 		}
-		b.Shares = append(b.Shares, format.ShareKey{Tree: tree, Key: key, Role: role, Epoch: epoch})
+		b.Shares = append(b.Shares, sk)
 		return nil
 	})
 	if err != nil {
@@ -341,7 +346,7 @@ func (c *Client) applyRekeys(ctx context.Context) (int, error) {
 		if inv.Epoch <= held {
 			continue
 		}
-		if err := c.adoptKey(ctx, info.Tree, tk, inv.Epoch, r.Member(c.account).Role); err != nil {
+		if err := c.adoptKey(ctx, info.Tree, tk, inv.Epoch, r.Member(c.account).Role, inv.Sender, inv.SenderKey); err != nil {
 			return n, err
 		}
 		n++
@@ -350,38 +355,45 @@ func (c *Client) applyRekeys(ctx context.Context) (int, error) {
 }
 
 // openInvite verifies an invite to this Client's shared tree (FORMAT.md §12.2) and the roster
-// served with it, and returns the tree key. The sender must be the tree's owner with the keys
-// this device trusts for it (pinned on first sight; a changed key blocks), the roster signed by
-// that key must list this account active with the invite's role and epoch.
+// served with it, and returns the tree key. For a tree this account holds, the sender must be the
+// owner its bundle entry names, with that key. Accepting (no entry yet), the sender's keys are the
+// ones this device trusts for it (pinned on first sight; a changed key blocks), and the sender
+// becomes the tree's trusted owner. The roster signed by the owner must list this account active
+// with the invite's role and epoch.
 func (c *Client) openInvite(ctx context.Context, info *api.InviteInfo) (format.TreeKey, *format.Invite, *format.Roster, error) {
 	what := "invite for shared folder " + info.Tree.String()
 	inv, err := format.ParseInvite(info.Invite)
 	if err != nil {
 		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: %w", what, err)
 	}
-	if inv.Tree != info.Tree || inv.Recipient != c.account {
+	if inv.Tree != info.Tree || inv.Recipient != c.account || inv.Tree != c.share.id {
 		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: names another tree or recipient: %w", what, coffer.ErrAuth)
 	}
-	pin := c.shares.pins.get(info.Tree)
+	owner, ownerKey := c.share.trustedOwner()
 	var sender *format.PublicKeys
-	if pin.OwnerKey != "" && pin.Owner != inv.Sender {
-		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sent by another account than the folder's owner: %w", what, coffer.ErrAuth)
-	}
-	if sender, err = c.trustedKeys(ctx, inv.Sender, info.OwnerUsername); err != nil {
-		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sender's keys: %w", what, err)
-	}
-	if pin.OwnerKey != "" && !bytes.Equal(hexBytes(pin.OwnerKey), sender.Signing) {
-		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: the owner's key differs from the one pinned for this folder: %w", what, coffer.ErrAuth)
+	if owner != (coffer.AccountID{}) {
+		if inv.Sender != owner || inv.SenderKey != ownerKey {
+			return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sent by another account or key than the folder's owner recorded in this account's key bundle: %w", what, coffer.ErrAuth)
+		}
+		sender = &format.PublicKeys{Account: owner, Signing: ed25519.PublicKey(ownerKey[:])}
+	} else {
+		// Not held (first accept, or re-invited after leaving): this device's last verified
+		// owner of the tree, if any, must not change either.
+		if pin := c.shares.pins.get(info.Tree); pin.OwnerKey != "" && (pin.Owner != inv.Sender || pin.OwnerKey != hexKey(inv.SenderKey)) {
+			return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sent by another account or key than the folder's owner this device verified before: %w", what, coffer.ErrAuth)
+		}
+		if sender, err = c.trustedKeys(ctx, inv.Sender, info.OwnerUsername); err != nil {
+			return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: sender's keys: %w", what, err)
+		}
 	}
 	tk, err := inv.Open(c.bundle, sender)
 	if err != nil {
 		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: %w", what, err)
 	}
-	if pr, err := format.ParseRoster(info.Roster); err != nil || pr.Owner != inv.Sender {
-		// Checked before verifyRoster pins the roster's owner for the tree.
-		return format.TreeKey{}, nil, nil, fmt.Errorf("client: %s: the roster served with it is not the sender's: %w", what, coffer.ErrAuth)
+	if owner == (coffer.AccountID{}) {
+		c.share.setOwner(inv.Sender, inv.SenderKey) // verified against the sender's trusted keys
 	}
-	r, err := c.verifyRoster(ctx, info.Roster, info.OwnerUsername)
+	r, err := c.verifyRoster(ctx, info.Roster)
 	if err != nil {
 		return format.TreeKey{}, nil, nil, err
 	}

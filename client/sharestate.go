@@ -15,8 +15,9 @@ import (
 
 // sharesFile (accounts/<account>/shares.json) pins, per shared tree, the highest roster
 // generation this device verified (a lower one is a rollback) with its hash (two rosters of one
-// generation are a forgery), the owner's trusted identity key, and a tree key of a rotation this
-// device started but has not yet sealed into its bundle (revoke: see Client.Revoke).
+// generation are a forgery), the owner last verified (informational: the trusted owner is the
+// one in the account's bundle entry, FORMAT.md §5), and a tree key of a rotation this device
+// started but has not yet sealed into its bundle (revoke: see Client.Revoke).
 const sharesFile = "shares.json"
 
 type sharePin struct {

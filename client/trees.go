@@ -45,10 +45,33 @@ type sharedTree struct {
 	roster    *format.Roster // the last verified roster; nil until loaded
 	rosterFor [32]byte       // hash of the head the roster was loaded for
 	owner     bool           // this account owns the tree (known once the roster is loaded)
+	// ownerAcct and ownerKey are the tree's owner as this account trusts it: the owner fields of
+	// its bundle entry (FORMAT.md §5), zero only while an invite is verified for acceptance.
+	// Every roster is checked against them, never against owner data the server serves.
+	ownerAcct coffer.AccountID
+	ownerKey  [32]byte
 }
 
 func newSharedTree(sk format.ShareKey) *sharedTree {
-	return &sharedTree{id: sk.Tree, views: &treeCache{}, key: sk.Key, wrap: sk.Key.WrapKey(), epoch: sk.Epoch, role: sk.Role}
+	return &sharedTree{id: sk.Tree, views: &treeCache{}, key: sk.Key, wrap: sk.Key.WrapKey(), epoch: sk.Epoch, role: sk.Role,
+		ownerAcct: sk.Owner, ownerKey: sk.OwnerKey}
+}
+
+// trustedOwner returns the owner this account trusts for the tree (zero if none yet).
+func (st *sharedTree) trustedOwner() (coffer.AccountID, [32]byte) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ownerAcct, st.ownerKey
+}
+
+// setOwner records the tree's trusted owner (from the bundle, or a verified invite being accepted).
+func (st *sharedTree) setOwner(acct coffer.AccountID, key [32]byte) {
+	st.mu.Lock()
+	if st.ownerAcct != acct || st.ownerKey != key {
+		st.ownerAcct, st.ownerKey = acct, key
+		st.roster, st.rosterFor = nil, [32]byte{} // verified again with the next view
+	}
+	st.mu.Unlock()
 }
 
 // setKey installs a (newer) tree key; cached views opened with the old key are dropped.
@@ -131,6 +154,7 @@ func (s *shareSet) sync(b *format.Bundle) {
 		if !same {
 			st.setKey(sk.Key, sk.Epoch, sk.Role)
 		}
+		st.setOwner(sk.Owner, sk.OwnerKey)
 	}
 	for id := range s.trees {
 		if !keep[id] {

@@ -25,16 +25,21 @@ const (
 )
 
 // ShareKey is the key of a shared tree the account holds: a tree it was invited to (Role as in
-// the invite) or one it owns (Role ShareWrite).
+// the invite) or one it owns (Role ShareWrite). Owner and OwnerKey are the tree's owner as the
+// account trusts it (the verified invite's sender, or the account itself): a client checks every
+// roster of the tree against them, never against owner data the server serves.
 type ShareKey struct {
-	Tree  coffer.TreeID
-	Key   TreeKey
-	Role  uint8  // ShareRead or ShareWrite
-	Epoch uint32 // the key's generation (>= 1), as in the roster and the invite
+	Tree     coffer.TreeID
+	Key      TreeKey
+	Role     uint8            // ShareRead or ShareWrite
+	Epoch    uint32           // the key's generation (>= 1), as in the roster and the invite
+	Owner    coffer.AccountID // the tree's owner (the bundle's account for a tree it owns); non-zero
+	OwnerKey [32]byte         // the owner's identity (Ed25519) public key; non-zero
 }
 
-// shareEntryLen is the length of one bundle share entry: tree[16] | key[32] | role u8 | epoch u32.
-const shareEntryLen = 16 + 32 + 1 + 4
+// shareEntryLen is the length of one bundle share entry:
+// tree[16] | key[32] | role u8 | epoch u32 | owner account[16] | owner signing key[32].
+const shareEntryLen = 16 + 32 + 1 + 4 + 16 + 32
 
 // Bundle is the account's private key material, AEAD-sealed under a key derived from the master key.
 type Bundle struct {
@@ -71,7 +76,8 @@ func newBundle(rng io.Reader, acct coffer.AccountID) *Bundle {
 
 // Seal encrypts the bundle under mk: "CFB1" | account[16] | generation u64 | nonce[12] | ct,
 // AAD = the 28-byte header. It panics if the bundle breaks a rule ParseBundle enforces
-// (generation 0, unsorted or duplicate shares, unknown role, zero epoch).
+// (generation 0, unsorted or duplicate shares, unknown role, zero epoch, zero owner or owner key,
+// an entry owned by the account with another key than its own or a read role).
 func (b *Bundle) Seal(mk MasterKey) []byte { return b.seal(rand.Reader, mk) }
 
 func (b *Bundle) seal(rng io.Reader, mk MasterKey) []byte {
@@ -94,7 +100,18 @@ func (b *Bundle) validate() error {
 	if b.Generation == 0 {
 		return corruptErr("bundle", "generation", "zero")
 	}
+	var own *[32]byte // derived once, only if an entry names the account itself
 	for i, s := range b.Shares {
+		if s.Owner == (coffer.AccountID{}) || s.OwnerKey == ([32]byte{}) {
+			return corruptErr("bundle", "shares", fmt.Sprintf("share %d: zero owner or owner key", i))
+		}
+		if s.Owner == b.Account && own == nil {
+			k := b.SigningPublic()
+			own = &k
+		}
+		if s.Owner == b.Account && (s.OwnerKey != *own || s.Role != ShareWrite) {
+			return corruptErr("bundle", "shares", fmt.Sprintf("share %d: owned by the account but not with its own key and role write", i))
+		}
 		if s.Role != ShareRead && s.Role != ShareWrite {
 			return corruptErr("bundle", "shares", fmt.Sprintf("share %d: unknown role %d", i, s.Role))
 		}
@@ -120,6 +137,8 @@ func (b *Bundle) marshalPlain() []byte {
 			v = append(v, s.Key[:]...)
 			v = append(v, s.Role)
 			v = binary.BigEndian.AppendUint32(v, s.Epoch)
+			v = append(v, s.Owner[:]...)
+			v = append(v, s.OwnerKey[:]...)
 		}
 		out = appendTLV(out, bundleTagShares, v)
 	}
@@ -162,6 +181,8 @@ func parseBundlePlain(b *Bundle, pt []byte) error {
 				copy(s.Key[:], v[16:48])
 				s.Role = v[48]
 				s.Epoch = binary.BigEndian.Uint32(v[49:53])
+				copy(s.Owner[:], v[53:69])
+				copy(s.OwnerKey[:], v[69:101])
 				b.Shares = append(b.Shares, s)
 			}
 		}
@@ -203,6 +224,21 @@ func OpenBundle(sealed []byte, mk MasterKey, acct coffer.AccountID) (*Bundle, er
 
 // SigningKey returns the identity signing key.
 func (b *Bundle) SigningKey() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(b.SigningSeed[:]) }
+
+// SigningPublic returns the identity (Ed25519) public key.
+func (b *Bundle) SigningPublic() [32]byte {
+	return [32]byte(b.SigningKey().Public().(ed25519.PublicKey))
+}
+
+// ShareOf returns the share entry of tree and whether the bundle holds one.
+func (b *Bundle) ShareOf(tree coffer.TreeID) (ShareKey, bool) {
+	for _, s := range b.Shares {
+		if s.Tree == tree {
+			return s, true
+		}
+	}
+	return ShareKey{}, false
+}
 
 // KEMKey returns the HPKE MLKEM768X25519 private key derived from KEMSeed.
 func (b *Bundle) KEMKey() (hpke.PrivateKey, error) {

@@ -13,8 +13,8 @@ import (
 func testBundle(seed byte) *Bundle {
 	b := newBundle(testRand(seed), coffer.AccountID(id16(seed)))
 	b.Shares = []ShareKey{
-		{Tree: coffer.TreeID(id16(1)), Key: TreeKey(id32(2)), Role: ShareRead, Epoch: 1},
-		{Tree: coffer.TreeID(id16(3)), Key: TreeKey(id32(4)), Role: ShareWrite, Epoch: 7},
+		{Tree: coffer.TreeID(id16(1)), Key: TreeKey(id32(2)), Role: ShareRead, Epoch: 1, Owner: coffer.AccountID(id16(200)), OwnerKey: id32(201)},
+		{Tree: coffer.TreeID(id16(3)), Key: TreeKey(id32(4)), Role: ShareWrite, Epoch: 7, Owner: b.Account, OwnerKey: b.SigningPublic()},
 	}
 	return b
 }
@@ -62,9 +62,15 @@ func TestBundlePlaintextRules(t *testing.T) {
 	seed, kem := appendTLV(nil, 1, b.SigningSeed[:]), appendTLV(nil, 2, b.KEMSeed[:])
 	tree := appendTLV(nil, 3, append(b.Tree[:], b.TreeKey[:]...))
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	owner := append(bytes.Repeat([]byte{8}, 16), bytes.Repeat([]byte{9}, 32)...)
 	share := func(tr byte, role byte) []byte {
-		return append(append(bytes.Repeat([]byte{tr}, 16), bytes.Repeat([]byte{7}, 32)...), role, 0, 0, 0, 1)
+		e := append(append(bytes.Repeat([]byte{tr}, 16), bytes.Repeat([]byte{7}, 32)...), role, 0, 0, 0, 1)
+		return append(e, owner...)
 	}
+	withOwner := func(acct []byte, key []byte) []byte {
+		return append(append(share(2, 2)[:53], acct...), key...)
+	}
+	ownKey := b.SigningPublic()
 	cases := map[string][]byte{
 		"not strictly increasing": cat(kem, seed, tree),
 		"tag 2":                   cat(seed, kem, kem, tree),
@@ -77,8 +83,12 @@ func TestBundlePlaintextRules(t *testing.T) {
 		"not sorted":              cat(seed, kem, tree, appendTLV(nil, 4, append(share(2, 1), share(1, 1)...))),
 		"duplicate":               cat(seed, kem, tree, appendTLV(nil, 4, append(share(2, 1), share(2, 2)...))),
 		"unknown role":            cat(seed, kem, tree, appendTLV(nil, 4, share(2, 3))),
-		"epoch zero":              cat(seed, kem, tree, appendTLV(nil, 4, append(share(2, 1)[:49], 0, 0, 0, 0))),
-		"multiple of 53":          cat(seed, kem, tree, appendTLV(nil, 4, share(2, 1)[:49])),
+		"epoch zero":              cat(seed, kem, tree, appendTLV(nil, 4, append(append(share(2, 1)[:49], 0, 0, 0, 0), owner...))),
+		"multiple of 101":         cat(seed, kem, tree, appendTLV(nil, 4, share(2, 1)[:53])),
+		"share 0: zero owner":     cat(seed, kem, tree, appendTLV(nil, 4, withOwner(make([]byte, 16), ownKey[:]))),
+		"or owner key":            cat(seed, kem, tree, appendTLV(nil, 4, withOwner(bytes.Repeat([]byte{8}, 16), make([]byte, 32)))),
+		"not with its own key":    cat(seed, kem, tree, appendTLV(nil, 4, withOwner(b.Account[:], bytes.Repeat([]byte{9}, 32)))),
+		"and role write":          cat(seed, kem, tree, appendTLV(nil, 4, append(share(2, 1)[:53], append(b.Account[:], ownKey[:]...)...))),
 		"truncated item header":   cat(seed, kem, tree, []byte{4, 0}),
 		"exceeds remaining":       cat(seed, kem, tree, []byte{4, 0, 0, 0, 49}),
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -175,7 +176,10 @@ func (s *vectorSet) bundles() {
 	acct := coffer.AccountID(random16(rng))
 	mk := MasterKey(random32(rng))
 	b := newBundle(rng, acct)
-	b.Shares = []ShareKey{{Tree: coffer.TreeID{0: 1}, Key: TreeKey(random32(rng)), Role: ShareRead, Epoch: 1}, {Tree: coffer.TreeID{0: 2}, Key: TreeKey(random32(rng)), Role: ShareWrite, Epoch: 3}}
+	b.Shares = []ShareKey{
+		{Tree: coffer.TreeID{0: 1}, Key: TreeKey(random32(rng)), Role: ShareRead, Epoch: 1, Owner: coffer.AccountID(random16(rng)), OwnerKey: random32(rng)},
+		{Tree: coffer.TreeID{0: 2}, Key: TreeKey(random32(rng)), Role: ShareWrite, Epoch: 3, Owner: acct, OwnerKey: b.SigningPublic()},
+	}
 	sealed := b.seal(rng, mk)
 	pub := b.PublicKeys("alice")
 	common := []string{"master key", hx(mk[:]), "account", hx(acct[:])}
@@ -191,6 +195,16 @@ func (s *vectorSet) bundles() {
 	swapped := append(appendTLV(nil, 2, b.KEMSeed[:]), appendTLV(nil, 1, b.SigningSeed[:])...)
 	swapped = appendTLV(swapped, 3, append(b.Tree[:], b.TreeKey[:]...))
 	s.add("bundle_unsorted_tags", ExpectParse, "bundle", "tags 2 before 1", sealBundlePlain(rng, acct, 1, mk, swapped), common...)
+	withShares := func(mod func(sh []ShareKey)) []byte {
+		c := *b
+		c.Shares = slices.Clone(b.Shares)
+		mod(c.Shares)
+		return sealBundlePlain(rng, acct, 1, mk, c.marshalPlain())
+	}
+	s.add("bundle_share_zero_owner_key", ExpectParse, "bundle", "share entry 1 has a zero owner signing key",
+		withShares(func(sh []ShareKey) { sh[0].OwnerKey = [32]byte{} }), common...)
+	s.add("bundle_share_own_foreign_key", ExpectParse, "bundle", "share entry 2 names the account as owner with another signing key",
+		withShares(func(sh []ShareKey) { sh[1].OwnerKey = sh[0].OwnerKey }), common...)
 
 	raw := pub.Marshal()
 	s.add("public_keys", ExpectSuccess, "public keys", "self-signed public keys of the bundle above", raw,

@@ -539,7 +539,7 @@ func TestBundleUpdate(t *testing.T) {
 	next := func(gen uint64) (*format.Bundle, api.BundleUpdateRequest) {
 		b := *alice.bundle
 		b.Generation = gen
-		b.Shares = []format.ShareKey{{Tree: coffer.TreeID{1}, Key: format.NewTreeKey(), Role: format.ShareWrite, Epoch: 1}}
+		b.Shares = []format.ShareKey{{Tree: coffer.TreeID{1}, Key: format.NewTreeKey(), Role: format.ShareWrite, Epoch: 1, Owner: b.Account, OwnerKey: b.SigningPublic()}}
 		return &b, api.BundleUpdateRequest{Bundle: b.Seal(alice.mk), Generation: gen, PublicKeys: b.PublicKeys("alice").Marshal()}
 	}
 	put := func(req api.BundleUpdateRequest) (int, api.Error) {
