@@ -26,3 +26,14 @@ func (c *Client) CheckHeadsAt(ctx context.Context, p string) (*HeadsReport, erro
 	}
 	return nil, fmt.Errorf("client: exchange heads at %s: the tree keeps changing, try again: %w", p, coffer.ErrConflict)
 }
+
+// ResolveForkAt is ResolveFork for the tree holding the remote path p (a shared folder mounted
+// at or above p, or the account tree): this device accepts the server's current history of that
+// tree, and writes to it are allowed again.
+func (c *Client) ResolveForkAt(ctx context.Context, p string) error {
+	tc, _, err := c.route(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	return tc.ResolveFork(ctx)
+}

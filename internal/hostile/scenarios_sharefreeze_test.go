@@ -231,5 +231,24 @@ func TestScenario33_SharedFolderFork(t *testing.T) {
 		t.Fatalf("alice's account tree after the shared folder forked: %v", err)
 	}
 	listNames(t, alice, "alice after the fork", "/proj", "a.txt", "sub", "B1", "B2")
+	// Resolution: bob accepts the server's history (branch B, his A is gone), then alice.
 	env.SetHook(nil)
+	if err := bob.ResolveForkAt(ctx, "/proj"); err != nil {
+		t.Fatalf("bob resolves: %v", err)
+	}
+	if _, err := bob.Mkdir(ctx, "/proj/C", false); err != nil {
+		t.Fatalf("bob writes after resolving: %v", err)
+	}
+	if err := alice.ResolveForkAt(ctx, "/proj"); err != nil {
+		t.Fatalf("alice resolves: %v", err)
+	}
+	if _, err := alice.Mkdir(ctx, "/proj/D", false); err != nil {
+		t.Fatalf("alice writes after resolving: %v", err)
+	}
+	listNames(t, bob, "bob after both resolved", "/proj", "a.txt", "sub", "B1", "B2", "C", "D")
+	for _, c := range []*client.Client{alice, bob} {
+		if _, err := c.CheckHeadsAt(ctx, "/proj"); err != nil {
+			t.Fatalf("exchange after both resolved: %v", err)
+		}
+	}
 }
