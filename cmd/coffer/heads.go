@@ -30,8 +30,8 @@ type deviceHeadJSON struct {
 func (a *app) headsCmd() *cobra.Command {
 	var asJSON, resolve bool
 	c := &cobra.Command{
-		Use:   "heads",
-		Short: "Compare the account's head with your other devices (fork and freeze check)",
+		Use:   "heads [PATH]",
+		Short: "Compare a tree's head with your other devices and members (fork and freeze check)",
 		Long: `Exchange heads with the account's other devices through the server now: publish the latest
 head this device verified and check the server's current head and every head the other devices
 published against this device's history. Every command also does this at its first listing.
@@ -40,22 +40,29 @@ A fork (the server showed two devices diverging histories) or a freeze (it withh
 another device published) fails with exit code 6. After a fork this device refuses to write until
 you run 'coffer heads --resolve-fork', which accepts the server's current history: changes that
 exist only on the other branch must be uploaded again from the device that has them. The head's
-version and hash can also be compared between devices by hand.`,
-		Example: "  coffer heads\n  coffer heads --json\n  coffer heads --resolve-fork",
-		Args:    cobra.NoArgs,
+version and hash can also be compared between devices by hand.
+
+With PATH, the check is for the tree holding PATH: a shared folder's path checks that folder's
+history against the heads its other members' devices published.`,
+		Example: "  coffer heads\n  coffer heads --json\n  coffer heads --resolve-fork\n  coffer heads /shared/proj",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.session(ctx)
 			if err != nil {
 				return err
 			}
+			p := "/"
+			if len(args) == 1 {
+				p = args[0]
+			}
 			if resolve {
-				if err := c.ResolveFork(ctx); err != nil {
+				if err := c.ResolveForkAt(ctx, p); err != nil {
 					return err
 				}
 				a.info("fork resolved: this device now follows the server's current history")
 			}
-			rep, err := c.CheckHeads(ctx)
+			rep, err := c.CheckHeadsAt(ctx, p)
 			if err != nil {
 				return err
 			}

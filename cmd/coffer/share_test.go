@@ -153,6 +153,21 @@ func TestSharedFolders(t *testing.T) {
 		t.Fatalf("alice's members after revoke: %+v", states)
 	}
 
+	// Head exchange for the shared folder (heads PATH): both members check the same folder head,
+	// which is not their account tree's.
+	type headsJSON struct {
+		Tree    string `json:"tree"`
+		Version uint64 `json:"version"`
+		Hash    string `json:"hash"`
+	}
+	var hb, ha, hacct headsJSON
+	bob.jsonOut(&hb, "heads", "/proj", "--json")
+	alice.jsonOut(&ha, "heads", "/proj", "--json")
+	alice.jsonOut(&hacct, "heads", "--json")
+	if hb.Tree != ha.Tree || hb.Hash != ha.Hash || hb.Version == 0 || ha.Tree == hacct.Tree {
+		t.Fatalf("heads of the shared folder: bob %+v, alice %+v, alice's account %+v", hb, ha, hacct)
+	}
+
 	// A write forged by bob (a reader) straight into the server's store: every client refuses
 	// the folder (exit 6) rather than show it.
 	injectAsMember(t, srv, bob, "/proj", "forged.txt")
