@@ -58,8 +58,17 @@ type LinkKeys struct {
 	Auth   ed25519.PrivateKey
 }
 
-// NewLinkID returns a random link ID.
-func NewLinkID() (id LinkID) { fill(rand.Reader, id[:]); return id }
+// NewLinkID returns a random link ID whose base64url form does not begin with '-' (the first
+// six bits are not 62), so that the ID can be given as a command-line argument (`coffer link
+// revoke ID`) without being taken for a flag. Readers accept any ID.
+func NewLinkID() (id LinkID) {
+	for {
+		fill(rand.Reader, id[:])
+		if id[0]>>2 != 62 {
+			return id
+		}
+	}
+}
 
 // NewLinkSecret returns a random link secret.
 func NewLinkSecret() LinkSecret { return random32(rand.Reader) }

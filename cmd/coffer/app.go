@@ -229,6 +229,20 @@ func (a *app) session(ctx context.Context) (*client.Client, error) {
 	return c, nil
 }
 
+// pathSession parses the absolute remote path arg (usage error otherwise), then resumes the
+// saved session, as most commands taking one remote path do first.
+func (a *app) pathSession(ctx context.Context, arg string) (string, *client.Client, error) {
+	p, err := remotePath(arg)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := a.session(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return p, c, nil
+}
+
 // loginServer picks the server for signup/login: --server, COFFER_SERVER, the saved session's
 // server (even if that session was revoked), else the default.
 func (a *app) loginServer() string {

@@ -190,11 +190,7 @@ func (a *app) statCmd() *cobra.Command {
 		Example: "  coffer stat /docs/report.pdf\n  coffer stat --json /docs",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := remotePath(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.session(cmd.Context())
+			p, c, err := a.pathSession(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -125,11 +125,7 @@ func (a *app) versionsCmd() *cobra.Command {
 		Example: "  coffer versions ls /notes.txt",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := remotePath(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.session(cmd.Context())
+			p, c, err := a.pathSession(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

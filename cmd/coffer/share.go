@@ -40,11 +40,7 @@ share; 6 for a changed key or a forged invite, roster or change; 4 for an unknow
 			if read == write {
 				return usagef("give exactly one of --read and --write")
 			}
-			p, err := remotePath(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.session(cmd.Context())
+			p, c, err := a.pathSession(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -203,11 +199,7 @@ func (a *app) shareLeaveCmd() *cobra.Command {
 		Example: "  coffer share leave /projects",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := remotePath(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.session(cmd.Context())
+			p, c, err := a.pathSession(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -226,11 +218,7 @@ afterwards cannot be decrypted with anything USER held. Nothing is uploaded agai
 		Example: "  coffer share revoke /projects bob",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := remotePath(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.session(cmd.Context())
+			p, c, err := a.pathSession(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
