@@ -205,12 +205,6 @@ func parseBody(pt []byte, object string) (*Body, error) {
 	}
 	b := &Body{}
 	var seen [bodyTagMax + 1]bool
-	wantLen := func(it tlv, n int, field string) error {
-		if len(it.value) != n {
-			return corruptErr(object, field, fmt.Sprintf("length %d, want %d", len(it.value), n))
-		}
-		return nil
-	}
 	for _, it := range items {
 		seen[it.tag] = true
 		switch it.tag {
@@ -220,17 +214,17 @@ func parseBody(pt []byte, object string) (*Body, error) {
 				return nil, corruptErr(object, "name", "invalid")
 			}
 		case bodyTagMTime:
-			if err := wantLen(it, 8, "mtime"); err != nil {
+			if err := it.wantLen(object, 8, "mtime"); err != nil {
 				return nil, err
 			}
 			b.MTime = int64(binary.BigEndian.Uint64(it.value))
 		case bodyTagMode:
-			if err := wantLen(it, 4, "mode"); err != nil {
+			if err := it.wantLen(object, 4, "mode"); err != nil {
 				return nil, err
 			}
 			b.Mode = binary.BigEndian.Uint32(it.value)
 		case bodyTagRole:
-			if err := wantLen(it, 1, "role"); err != nil {
+			if err := it.wantLen(object, 1, "role"); err != nil {
 				return nil, err
 			}
 			b.Role = Role(it.value[0])
@@ -238,7 +232,7 @@ func parseBody(pt []byte, object string) (*Body, error) {
 				return nil, corruptErr(object, "role", fmt.Sprintf("unknown role %d", b.Role))
 			}
 		case bodyTagTrash:
-			if err := wantLen(it, 16, "trash origin"); err != nil {
+			if err := it.wantLen(object, 16, "trash origin"); err != nil {
 				return nil, err
 			}
 			b.TrashOrigin = coffer.NodeID(it.value)
@@ -252,7 +246,7 @@ func parseBody(pt []byte, object string) (*Body, error) {
 			}
 			b.Content = c
 		case bodyTagMount:
-			if err := wantLen(it, 16, "mount"); err != nil {
+			if err := it.wantLen(object, 16, "mount"); err != nil {
 				return nil, err
 			}
 			b.Mount = coffer.TreeID(it.value)
@@ -260,13 +254,13 @@ func parseBody(pt []byte, object string) (*Body, error) {
 				return nil, corruptErr(object, "mount", "zero (omit the tag instead)")
 			}
 		case bodyTagPrevKey:
-			if err := wantLen(it, 32, "previous key"); err != nil {
+			if err := it.wantLen(object, 32, "previous key"); err != nil {
 				return nil, err
 			}
 			k := NodeKey(it.value)
 			b.PreviousKey = &k
 		case bodyTagOrigin:
-			if err := wantLen(it, 16, "origin"); err != nil {
+			if err := it.wantLen(object, 16, "origin"); err != nil {
 				return nil, err
 			}
 			b.Origin = LinkID(it.value)

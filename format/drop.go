@@ -254,24 +254,18 @@ func parseDropFile(pt []byte, object string) (*DropFile, [32]byte, error) {
 	}
 	f := &DropFile{}
 	var seen [dropTagContent + 1]bool
-	wantLen := func(it tlv, n int, field string) error {
-		if len(it.value) != n {
-			return corruptErr(object, field, fmt.Sprintf("length %d, want %d", len(it.value), n))
-		}
-		return nil
-	}
 	for _, it := range items {
 		seen[it.tag] = true
 		switch it.tag {
 		case dropTagName:
 			f.Name = string(it.value)
 		case dropTagMTime:
-			if err := wantLen(it, 8, "mtime"); err != nil {
+			if err := it.wantLen(object, 8, "mtime"); err != nil {
 				return nil, auth, err
 			}
 			f.MTime = int64(binary.BigEndian.Uint64(it.value))
 		case dropTagMode:
-			if err := wantLen(it, 4, "mode"); err != nil {
+			if err := it.wantLen(object, 4, "mode"); err != nil {
 				return nil, auth, err
 			}
 			f.Mode = binary.BigEndian.Uint32(it.value)
@@ -291,7 +285,7 @@ func parseDropFile(pt []byte, object string) (*DropFile, [32]byte, error) {
 				return nil, auth, corruptErr(object, "path", "empty (omit the tag instead)")
 			}
 		case dropTagAuth:
-			if err := wantLen(it, 32, "auth"); err != nil {
+			if err := it.wantLen(object, 32, "auth"); err != nil {
 				return nil, auth, err
 			}
 			auth = [32]byte(it.value)

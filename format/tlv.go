@@ -47,3 +47,11 @@ func parseTLV(b []byte, object string, maxTag uint8) ([]tlv, error) {
 	}
 	return items, nil
 }
+
+// wantLen checks that the item's value is n bytes long (a parse failure of field otherwise).
+func (it tlv) wantLen(object string, n int, field string) error {
+	if len(it.value) != n {
+		return corruptErr(object, field, fmt.Sprintf("length %d, want %d", len(it.value), n))
+	}
+	return nil
+}
