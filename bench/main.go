@@ -55,9 +55,9 @@ func main() {
 	var c config
 	var bigS string
 	flag.StringVar(&c.dir, "dir", "", "work directory (default: a new folder under /var/tmp)")
-	flag.StringVar(&bigS, "big", "1GiB", "size of the big file")
-	flag.IntVar(&c.small, "small", 10000, "number of 4 KiB files")
-	flag.IntVar(&c.medium, "medium", 1000, "number of 1 MiB files")
+	flag.StringVar(&bigS, "big", "1GiB", "size of the big file (0 skips)")
+	flag.IntVar(&c.small, "small", 10000, "number of 4 KiB files (0 skips)")
+	flag.IntVar(&c.medium, "medium", 1000, "number of 1 MiB files (0 skips)")
 	flag.IntVar(&c.list, "list", 100000, "entries in the listed folder (0 skips)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.Parse()
@@ -112,14 +112,20 @@ func run(ctx context.Context, c config) error {
 
 	data := filepath.Join(c.dir, "data")
 	logf("generating data in %s", data)
-	if err := genFile(filepath.Join(data, "big", "big.bin"), c.big, 1); err != nil {
-		return err
+	if c.big > 0 {
+		if err := genFile(filepath.Join(data, "big", "big.bin"), c.big, 1); err != nil {
+			return err
+		}
 	}
-	if err := genTree(filepath.Join(data, "small"), c.small, 100, 4<<10, 2); err != nil {
-		return err
+	if c.small > 0 {
+		if err := genTree(filepath.Join(data, "small"), c.small, 100, 4<<10, 2); err != nil {
+			return err
+		}
 	}
-	if err := genTree(filepath.Join(data, "medium"), c.medium, 10, 1<<20, 3); err != nil {
-		return err
+	if c.medium > 0 {
+		if err := genTree(filepath.Join(data, "medium"), c.medium, 10, 1<<20, 3); err != nil {
+			return err
+		}
 	}
 
 	port, err := freePort()
@@ -182,6 +188,9 @@ func run(ctx context.Context, c config) error {
 		{"medium", fmt.Sprintf("%d x 1 MiB", c.medium), 2.5, c.medium, int64(c.medium) << 20},
 	}
 	for _, s := range sets {
+		if s.bytes == 0 {
+			continue // -big 0, -small 0 or -medium 0 skips the set
+		}
 		src := filepath.Join(data, s.name)
 		base, err := cpSync(src, filepath.Join(c.dir, "cp-"+s.name))
 		if err != nil {
