@@ -1,7 +1,7 @@
 // Command bench measures Coffer end to end against the physical limit on this machine and prints
 // a Markdown table (the README's benchmark section).
 //
-//	go run ./bench [-dir DIR] [-big 1GiB] [-small 10000] [-medium 1000] [-list 100000]
+//	go run ./bench [-dir DIR] [-big 1GiB] [-small 10000] [-medium 1000] [-list 100000] [-repeat 3]
 //
 // It builds the coffer binary, starts `coffer serve` on loopback with the embedded defaults
 // (SQLite + local disk), signs up a user and times real `coffer put` / `coffer get` / `coffer ls`
@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +40,7 @@ type config struct {
 	medium int
 	list   int
 	keep   bool
+	repeat int
 }
 
 type row struct {
@@ -60,6 +63,7 @@ func main() {
 	flag.IntVar(&c.medium, "medium", 1000, "number of 1 MiB files (0 skips)")
 	flag.IntVar(&c.list, "list", 100000, "entries in the listed folder (0 skips)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	flag.IntVar(&c.repeat, "repeat", 3, "rounds of cp+sync, upload and download per set; the table shows medians")
 	flag.Parse()
 	var err error
 	if c.big, err = parseSize(bigS); err != nil {
@@ -149,12 +153,7 @@ func run(ctx context.Context, c config) error {
 
 	env := append(os.Environ(), "COFFER_SERVER="+url, "COFFER_PASSWORD=bench-password-123",
 		"COFFER_CONFIG_DIR="+filepath.Join(c.dir, "cfg"))
-	// run is one CLI process: wall time, peak RSS (KiB), CPU time, and the server's CPU time.
-	type run struct {
-		wall, cpu, srvCPU time.Duration
-		rss               int64
-	}
-	cli := func(args ...string) (run, error) {
+	cli := func(args ...string) (procRun, error) {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = env
 		var out strings.Builder
@@ -162,7 +161,7 @@ func run(ctx context.Context, c config) error {
 		s0 := cpuTime(srv.Process.Pid)
 		t0 := time.Now()
 		err := cmd.Run()
-		r := run{wall: time.Since(t0), srvCPU: cpuTime(srv.Process.Pid) - s0}
+		r := procRun{wall: time.Since(t0), srvCPU: cpuTime(srv.Process.Pid) - s0}
 		if err != nil {
 			return r, fmt.Errorf("coffer %s: %v: %s", strings.Join(args, " "), err, out.String())
 		}
@@ -192,27 +191,47 @@ func run(ctx context.Context, c config) error {
 			continue // -big 0, -small 0 or -medium 0 skips the set
 		}
 		src := filepath.Join(data, s.name)
-		base, err := cpSync(src, filepath.Join(c.dir, "cp-"+s.name))
-		if err != nil {
-			return err
+		var bases []time.Duration
+		var ups, downs []procRun
+		var upSrv, downSrv int64
+		for i := range c.repeat {
+			// Each round copies the data once and uploads it to a new remote folder (fresh keys,
+			// so nothing is deduplicated or skipped), then downloads it into a new local folder.
+			base, err := cpSync(src, filepath.Join(c.dir, "cp-"+s.name))
+			if err != nil {
+				return err
+			}
+			_ = os.RemoveAll(filepath.Join(c.dir, "cp-"+s.name))
+			remote := "/" + s.name
+			if i > 0 {
+				remote = fmt.Sprintf("/%s-%d", s.name, i+1)
+			}
+			resetHWM(srv.Process.Pid)
+			up, err := cli("put", "--no-progress", src, remote)
+			if err != nil {
+				return err
+			}
+			upSrv = max(upSrv, hwm(srv.Process.Pid))
+			dst := filepath.Join(c.dir, "dl-"+s.name)
+			resetHWM(srv.Process.Pid)
+			down, err := cli("get", "--no-progress", remote, dst)
+			if err != nil {
+				return err
+			}
+			downSrv = max(downSrv, hwm(srv.Process.Pid))
+			if out, err := exec.Command("diff", "-r", "-q", src, dst).CombinedOutput(); err != nil {
+				return fmt.Errorf("download of %s differs: %v: %s", s.name, err, out)
+			}
+			_ = os.RemoveAll(dst)
+			if c.repeat > 1 {
+				logf("%s round %d: cp+sync %s, upload %s (%.2fx), download %s (%.2fx)", s.name, i+1, secs(base),
+					secs(up.wall), up.wall.Seconds()/base.Seconds(), secs(down.wall), down.wall.Seconds()/base.Seconds())
+			}
+			bases, ups, downs = append(bases, base), append(ups, up), append(downs, down)
 		}
-		resetHWM(srv.Process.Pid)
-		up, err := cli("put", "--no-progress", src, "/"+s.name)
-		if err != nil {
-			return err
-		}
-		upSrv := hwm(srv.Process.Pid)
-		dst := filepath.Join(c.dir, "dl-"+s.name)
-		resetHWM(srv.Process.Pid)
-		down, err := cli("get", "--no-progress", "/"+s.name, dst)
-		if err != nil {
-			return err
-		}
-		downSrv := hwm(srv.Process.Pid)
-		if out, err := exec.Command("diff", "-r", "-q", src, dst).CombinedOutput(); err != nil {
-			return fmt.Errorf("download of %s differs: %v: %s", s.name, err, out)
-		}
-		r := func(op string, rn run, srvRSS int64) row {
+		base := median(bases)
+		r := func(op string, runs []procRun, srvRSS int64) row {
+			rn := medianRun(runs)
 			d := rn.wall
 			rw := row{op: op, data: s.label, coffer: d, baseline: base, cliRSS: rn.rss, srvRSS: srvRSS,
 				cliCPU: rn.cpu, srvCPU: rn.srvCPU}
@@ -225,9 +244,7 @@ func run(ctx context.Context, c config) error {
 			rw.rate = rate(s.files, s.bytes, d)
 			return rw
 		}
-		rows = append(rows, r("upload", up, upSrv), r("download", down, downSrv))
-		_ = os.RemoveAll(dst)
-		_ = os.RemoveAll(filepath.Join(c.dir, "cp-"+s.name))
+		rows = append(rows, r("upload", ups, upSrv), r("download", downs, downSrv))
 	}
 
 	if c.list > 0 {
@@ -277,6 +294,30 @@ func printTable(w io.Writer, rows []row) {
 			secs(r.cliCPU), secs(r.srvCPU))
 	}
 	fmt.Fprintln(w, "\nRSS targets: CLI <= 100 MiB, server <= 150 MiB. CPU: user + system seconds of the CLI process and of the server during it.")
+}
+
+// procRun is one CLI process: wall time, peak RSS (KiB), CPU time, and the server's CPU time.
+type procRun struct {
+	wall, cpu, srvCPU time.Duration
+	rss               int64
+}
+
+// median returns the median of ds (the lower middle one of an even count).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+// medianRun is the run with the median wall time, with the highest peak RSS of all runs.
+func medianRun(runs []procRun) procRun {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b procRun) int { return cmp.Compare(a.wall, b.wall) })
+	m := s[(len(s)-1)/2]
+	for _, r := range runs {
+		m.rss = max(m.rss, r.rss)
+	}
+	return m
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
