@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"coffer"
@@ -139,5 +140,36 @@ func TestListBigFolderFreesNodes(t *testing.T) {
 	}
 	if nodes, _ := client.CachedFolder(c, d.ID); !nodes {
 		t.Fatal("small folder not cached after List")
+	}
+}
+
+// TestListRecordsThatDoNotOpen: a listing that verifies against the head but whose records do
+// not open under the folder's key is refused by both List paths, naming the folder, and no
+// entry is returned.
+func TestListRecordsThatDoNotOpen(t *testing.T) {
+	env := testenv.New(t)
+	c := env.Client(t, "olga")
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "d")
+	os.Mkdir(src, 0o755)
+	for i := range 1200 { // more than one batch of opened records
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%04d", i)), []byte{byte(i)})
+	}
+	if _, err := c.Upload(ctx, []string{src}, "/d", client.TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ln, lerr, nn, nerr := client.ListUnderWrongKey(ctx, c, "/d")
+	for _, r := range []struct {
+		path string
+		n    int
+		err  error
+	}{{"light", ln, lerr}, {"nodes", nn, nerr}} {
+		if r.err == nil || r.n != 0 {
+			t.Errorf("%s path: %d entries, %v; want a refusal and none", r.path, r.n, r.err)
+			continue
+		}
+		if !errors.Is(r.err, coffer.ErrAuth) || !strings.Contains(r.err.Error(), "/d") {
+			t.Errorf("%s path: %v; want ErrAuth naming /d", r.path, r.err)
+		}
 	}
 }

@@ -122,12 +122,17 @@ func (c *Client) List(ctx context.Context, path string) ([]*Entry, error) {
 			out = []*Entry{entryOf(loc.path, loc.node)}
 			return nil
 		}
-		f, err := v.list(ctx, c, loc.node, loc.path)
-		if err != nil {
+		big := bigFolder
+		if c.cfg.BigFolder > 0 {
+			big = min(big, c.cfg.BigFolder)
+		}
+		f, ents, err := v.listEntries(ctx, c, loc.node, loc.path, big)
+		if err != nil || ents != nil {
+			out = ents
 			return err
 		}
 		sorted := sortedByName(f)
-		if big := c.bigFolder; len(sorted) >= bigFolder || big > 0 && len(sorted) >= big {
+		if len(sorted) >= big {
 			v.forget(f) // each node is freed as soon as its entry is made
 		}
 		f = nil

@@ -44,6 +44,9 @@ type Config struct {
 	// AlertAfter is the number of consecutive verification failures of one kind after which the
 	// client raises an alert (alert.go). Zero means 3.
 	AlertAfter int
+	// BigFolder is the number of children from which List turns a folder's listing into entries
+	// as it streams in and keeps no decrypted nodes of it. Zero means 10,000; tests lower it.
+	BigFolder int
 }
 
 const defaultParallel = 4
@@ -109,7 +112,6 @@ type Client struct {
 	// Tunables (tests shrink them).
 	batchFiles int           // upload: files per commit batch
 	batchEvery time.Duration // upload: commit at least this often
-	bigFolder  int           // List: children from which a folder's nodes are freed (0: bigFolder)
 }
 
 // Identity describes the logged-in account.

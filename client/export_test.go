@@ -52,7 +52,7 @@ func RawRecords(ctx context.Context, c *Client, p string) ([][]byte, error) {
 		out = nil
 		var walk func(id [16]byte) error
 		walk = func(id [16]byte) error {
-			raw, err := tc.fetchListing(ctx, id, "raw")
+			raw, err := tc.fetchListing(ctx, id, "raw", nil)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ func RawRecords(ctx context.Context, c *Client, p string) ([][]byte, error) {
 }
 
 // SetBigFolder sets the number of children from which List frees a folder's decrypted nodes.
-func SetBigFolder(c *Client, n int) { c.bigFolder = n }
+func SetBigFolder(c *Client, n int) { c.cfg.BigFolder = n }
 
 // CachedFolder reports whether c's cached view holds folder id decrypted (nodes) and whether it
 // holds its verified commitment entries only.
@@ -89,4 +89,35 @@ func CachedFolder(c *Client, id coffer.NodeID) (nodes, entries bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.folders[id] != nil, v.entries[id] != nil
+}
+
+// ListUnderWrongKey lists folder p as List does, through both paths (light: entries as the
+// listing streams in; not light: nodes), after replacing the folder's node key by a random one,
+// so that every child's record fails to open. It returns the entries and error of each path.
+func ListUnderWrongKey(ctx context.Context, c *Client, p string) (lightN int, lightErr error, nodesN int, nodesErr error) {
+	err := c.withView(ctx, func(v *view) error {
+		loc, err := v.resolve(ctx, c, p)
+		if err != nil {
+			return err
+		}
+		bad := &node{rec: loc.node.rec, hash: loc.node.hash, key: format.NewNodeKey(), body: loc.node.body}
+		v.mu.Lock()
+		delete(v.folders, bad.id()) // the view may hold the folder from the upload
+		v.mu.Unlock()
+		_, ents, err := v.listEntries(ctx, c, bad, p, 1)
+		lightN, lightErr = len(ents), err
+		v.mu.Lock()
+		delete(v.folders, bad.id())
+		v.mu.Unlock()
+		f, _, err := v.listEntries(ctx, c, bad, p, 0)
+		if f != nil {
+			nodesN = len(f.children)
+		}
+		nodesErr = err
+		return nil
+	})
+	if err != nil {
+		return 0, err, 0, err
+	}
+	return
 }

@@ -268,7 +268,7 @@ func (l *Link) view(ctx context.Context) (*view, error) {
 		return v, nil
 	}
 	const what = "/"
-	raw, err := l.c.fetchListing(ctx, l.root.id(), what)
+	raw, err := l.c.fetchListing(ctx, l.root.id(), what, nil)
 	if err != nil {
 		return nil, linkError(err)
 	}

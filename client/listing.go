@@ -11,6 +11,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -114,7 +115,51 @@ type rawListing struct {
 	recs   []*format.Record
 	ents   []format.Entry
 	recErr error
+
+	// With an opener, records are checked and decrypted in batches by background workers while
+	// the rest of the listing streams in, and only the nodes are kept (recs stays empty): the
+	// records of a big folder never all sit in memory at once. The nodes are used only after the
+	// listing has verified against the head (verifyRaw).
+	open    *listOpener
+	light   bool // the opener turns records into entries (see listOpener.light)
+	batch   *openBatch
+	batches []*openBatch
+	nodes   []*node  // opened records, in listing order (with an opener, once fetched)
+	entries []*Entry // or, when light, their entries, in listing order
+	openErr error    // the first record that failed to open
 }
+
+// listOpener is what opening a folder's records needs: the folder, the key wrapping its
+// children's keys, and the authors allowed (see openRecord).
+type listOpener struct {
+	id       coffer.NodeID
+	wrap     format.WrapKey
+	writer   [32]byte
+	authorOK func([32]byte) bool
+	sem      chan struct{} // bounds the batches being opened at once
+
+	// light, if positive, is the child count (from the listing's bucket summary, which comes
+	// before the records) from which the records are turned into entries under dir right away
+	// and no nodes are kept: a big folder's List then holds about half the memory.
+	light int
+	dir   string
+}
+
+func newListOpener(id coffer.NodeID, wrap format.WrapKey, writer [32]byte, authorOK func([32]byte) bool) *listOpener {
+	return &listOpener{id: id, wrap: wrap, writer: writer, authorOK: authorOK, sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+}
+
+// openBatch is a run of consecutive records opened by one worker.
+type openBatch struct {
+	recs    []*format.Record
+	hashes  [][32]byte
+	nodes   []*node
+	entries []*Entry
+	err     error
+	done    chan struct{}
+}
+
+const openBatchLen = 512
 
 // addRecord parses one record frame (which the caller reuses afterwards).
 func (l *rawListing) addRecord(frame []byte) {
@@ -126,25 +171,101 @@ func (l *rawListing) addRecord(frame []byte) {
 		l.recErr = err
 		return
 	}
-	l.recs = append(l.recs, r)
-	l.ents = append(l.ents, format.Entry{Node: r.Node, Hash: sha256.Sum256(frame)})
+	e := format.Entry{Node: r.Node, Hash: sha256.Sum256(frame)}
+	l.ents = append(l.ents, e)
+	if l.open == nil {
+		l.recs = append(l.recs, r)
+		return
+	}
+	if l.batch == nil {
+		if len(l.batches) == 0 && l.open.light > 0 {
+			for _, sum := range l.bucket {
+				if sum.Folder == l.open.id {
+					l.light = sum.Count >= uint64(l.open.light)
+				}
+			}
+		}
+		l.batch = &openBatch{recs: make([]*format.Record, 0, openBatchLen), hashes: make([][32]byte, 0, openBatchLen)}
+	}
+	l.batch.recs = append(l.batch.recs, r)
+	l.batch.hashes = append(l.batch.hashes, e.Hash)
+	if len(l.batch.recs) == openBatchLen {
+		l.dispatch()
+	}
+}
+
+// dispatch hands the current batch to a worker, waiting while all workers are busy (so parsed
+// but unopened records stay bounded).
+func (l *rawListing) dispatch() {
+	b, op, light := l.batch, l.open, l.light
+	l.batch = nil
+	if b == nil {
+		return
+	}
+	b.done = make(chan struct{})
+	l.batches = append(l.batches, b)
+	op.sem <- struct{}{}
+	go func() {
+		defer func() { <-op.sem; close(b.done) }()
+		if light {
+			b.entries = make([]*Entry, len(b.recs))
+		} else {
+			b.nodes = make([]*node, len(b.recs))
+		}
+		for i, r := range b.recs {
+			n, err := openRecord(r, b.hashes[i], op.id, op.wrap, op.writer, op.authorOK)
+			if err != nil {
+				b.err, b.nodes, b.entries = err, nil, nil
+				break
+			}
+			if light {
+				b.entries[i] = entryOf(joinRemote(op.dir, n.body.Name), n)
+			} else {
+				b.nodes[i] = n
+			}
+		}
+		b.recs, b.hashes = nil, nil
+	}()
+}
+
+// opened waits for the workers and sets l.nodes (or, when light, l.entries) in listing order,
+// or l.openErr to the first error.
+func (l *rawListing) opened() {
+	l.dispatch()
+	if l.light {
+		l.entries = make([]*Entry, 0, len(l.ents))
+	} else {
+		l.nodes = make([]*node, 0, len(l.ents))
+	}
+	for _, b := range l.batches {
+		<-b.done
+		if l.openErr == nil && b.err != nil {
+			l.openErr = b.err
+		}
+		l.nodes, l.entries = append(l.nodes, b.nodes...), append(l.entries, b.entries...)
+	}
+	l.batches = nil
+	if l.openErr != nil {
+		l.nodes, l.entries = nil, nil
+	}
 }
 
 // fetchListing downloads and strictly parses a folder listing. what names the folder in errors.
 // A listing that fails to parse is fetched again (the server aborts a listing whose folder changed
 // while it was streamed) before the error is returned.
-func (c *Client) fetchListing(ctx context.Context, id coffer.NodeID, what string) (*rawListing, error) {
+// With an opener (nil: keep the parsed records) the records are opened as they arrive.
+func (c *Client) fetchListing(ctx context.Context, id coffer.NodeID, what string, op *listOpener) (*rawListing, error) {
 	var err error
 	for attempt := 0; attempt < c.attempts(3); attempt++ {
 		var raw *rawListing
-		if raw, err = c.fetchListingOnce(ctx, id, what); err == nil || !errors.Is(err, coffer.ErrCorrupt) {
+		if raw, err = c.fetchListingOnce(ctx, id, what, op); err == nil || !errors.Is(err, coffer.ErrCorrupt) {
 			return raw, err
 		}
 	}
 	return nil, err
 }
 
-func (c *Client) fetchListingOnce(ctx context.Context, id coffer.NodeID, what string) (*rawListing, error) {
+func (c *Client) fetchListingOnce(ctx context.Context, id coffer.NodeID, what string, op *listOpener) (*rawListing, error) {
 	seen, err := c.state.head(c.tree)
 	if err != nil {
 		return nil, err
@@ -154,8 +275,11 @@ func (c *Client) fetchListingOnce(ctx context.Context, id coffer.NodeID, what st
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	raw := &rawListing{}
+	raw := &rawListing{open: op}
 	err = parseListing(bufio.NewReaderSize(resp.Body, 64<<10), raw, raw.addRecord)
+	if op != nil {
+		raw.opened() // waits for the workers even when the listing failed
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -284,32 +408,41 @@ func (c *Client) verifyHead(ctx context.Context, raw []byte, seen *format.Head, 
 	return h, hash, nil
 }
 
-// openChildren checks and decrypts the records of folder id under wrap. writer is the head's
-// writer; every record must be authored by it (or by a key authorOK accepts: shared folders) and
-// be a live folder or file whose parent is id.
+// openRecord checks and decrypts one record of folder id under wrap. writer is the head's writer;
+// the record must be authored by it (or by a key authorOK accepts: shared folders) and be a live
+// folder or file whose parent is id. hash is the hash of the record's bytes.
+func openRecord(r *format.Record, hash [32]byte, id coffer.NodeID, wrap format.WrapKey, writer [32]byte,
+	authorOK func([32]byte) bool) (*node, error) {
+	switch {
+	case r.Parent != id:
+		return nil, fmt.Errorf("record %v is not a child of this folder: %w", r.Node, coffer.ErrAuth)
+	case r.Author != writer && (authorOK == nil || !authorOK(r.Author)):
+		return nil, fmt.Errorf("record %v has a foreign author: %w", r.Node, coffer.ErrAuth)
+	case r.Kind != format.KindFolder && r.Kind != format.KindFile:
+		return nil, fmt.Errorf("record %v of kind %d is not live: %w", r.Node, r.Kind, coffer.ErrAuth)
+	}
+	nk, err := r.OpenKey(wrap)
+	if err != nil {
+		return nil, err
+	}
+	body, err := r.OpenBody(nk)
+	if err != nil {
+		return nil, err
+	}
+	return &node{rec: headerOf(r), hash: hash, key: nk, body: body}, nil
+}
+
+// openChildren opens the records of folder id (see openRecord) with a few workers.
 func openChildren(recs []*format.Record, ents []format.Entry, id coffer.NodeID, wrap format.WrapKey, writer [32]byte,
 	authorOK func([32]byte) bool) ([]*node, error) {
 	nodes := make([]*node, len(recs))
 	open := func(i int) error {
-		r := recs[i]
-		switch {
-		case r.Parent != id:
-			return fmt.Errorf("record %v is not a child of this folder: %w", r.Node, coffer.ErrAuth)
-		case r.Author != writer && (authorOK == nil || !authorOK(r.Author)):
-			return fmt.Errorf("record %v has a foreign author: %w", r.Node, coffer.ErrAuth)
-		case r.Kind != format.KindFolder && r.Kind != format.KindFile:
-			return fmt.Errorf("record %v of kind %d is not live: %w", r.Node, r.Kind, coffer.ErrAuth)
-		}
-		nk, err := r.OpenKey(wrap)
-		if err != nil {
-			return err
-		}
-		body, err := r.OpenBody(nk)
+		n, err := openRecord(recs[i], ents[i].Hash, id, wrap, writer, authorOK)
 		if err != nil {
 			return err
 		}
 		recs[i] = nil // the record's bytes are not needed any more
-		nodes[i] = &node{rec: headerOf(r), hash: ents[i].Hash, key: nk, body: body}
+		nodes[i] = n
 		return nil
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(recs)/256+1)
@@ -365,13 +498,64 @@ func newView(h *format.Head, hash [32]byte, buckets *[256][32]byte) *view {
 		entries: map[coffer.NodeID][]format.Entry{}, bucketOf: map[uint8][]format.FolderSummary{}}
 }
 
+// listEntries returns the entries of folder n at path p sorted by name (then node ID), like
+// list followed by entryOf, except that a folder of light or more children that is not in the
+// view yet is turned into entries as its listing streams in, without nodes: the view then
+// keeps only its verified commitments (as after forget). A folder of fewer children is listed
+// and kept in the view as list does (ents is then nil and f is the folder).
+func (v *view) listEntries(ctx context.Context, c *Client, n *node, p string, light int) (f *folder, ents []*Entry, err error) {
+	if !n.isDir() {
+		return nil, nil, fmt.Errorf("client: %s is not a folder: %w", p, coffer.ErrInvalid)
+	}
+	v.mu.Lock()
+	f = v.folders[n.id()]
+	v.mu.Unlock()
+	if f != nil {
+		return f, nil, nil
+	}
+	op := newListOpener(n.id(), n.childWrap(), v.head.Writer, v.authorOK)
+	op.light, op.dir = light, p
+	raw, err := c.fetchListing(ctx, n.id(), p, op)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !raw.light {
+		f, err = v.verifyRaw(raw, n.id(), n.childWrap(), true, p)
+	} else if _, err = v.verifyRaw(raw, n.id(), n.childWrap(), false, p); err == nil && raw.openErr != nil {
+		err = fmt.Errorf("client: list %s: %w", p, raw.openErr)
+	}
+	if errors.Is(err, errStale) {
+		if _, _, herr := c.verifyHead(ctx, raw.headRaw, raw.seen, p); herr != nil {
+			return nil, nil, herr
+		}
+	}
+	if err != nil || !raw.light {
+		return f, nil, err
+	}
+	ents, raw.entries = raw.entries, nil
+	slices.SortFunc(ents, func(a, b *Entry) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	if v.trash == nil || n.id() != v.trash.id() { // names are unique except in the trash
+		for i := 1; i < len(ents); i++ {
+			if ents[i].Name == ents[i-1].Name {
+				return nil, nil, fmt.Errorf("client: list %s: two entries named %q: %w", p, ents[i].Name, coffer.ErrAuth)
+			}
+		}
+	}
+	return nil, ents, nil
+}
+
 // view returns a view at the tree's current head, reusing the cached one if the head did not move.
 func (c *Client) view(ctx context.Context) (*view, error) {
 	what := "top level"
 	if c.share != nil {
 		what = "shared folder " + c.rootPath() + " (top level)"
 	}
-	raw, err := c.fetchListing(ctx, coffer.NodeID{}, what)
+	raw, err := c.fetchListing(ctx, coffer.NodeID{}, what, nil)
 	if err != nil {
 		return nil, c.noAccess(err)
 	}
@@ -438,6 +622,9 @@ func (v *view) verifyRaw(raw *rawListing, id coffer.NodeID, wrap format.WrapKey,
 	}
 	recs, ents := raw.recs, raw.ents
 	raw.recs = nil // openChildren drops each record's ciphertext as it goes
+	if raw.open != nil && (raw.open.id != id || raw.open.wrap != wrap || raw.open.writer != v.head.Writer) {
+		return nil, fmt.Errorf("client: list %s: records opened for another folder or writer: %w", what, coffer.ErrInvalid)
+	}
 	if err := tree.VerifyListing(v.head.StateRoot, v.buckets, raw.bucket, id, ents); err != nil {
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
@@ -450,7 +637,14 @@ func (v *view) verifyRaw(raw *rawListing, id coffer.NodeID, wrap format.WrapKey,
 	if !decrypt {
 		return nil, nil
 	}
-	nodes, err := openChildren(recs, ents, id, wrap, v.head.Writer, v.authorOK)
+	var nodes []*node
+	var err error
+	if raw.open != nil {
+		nodes, err = raw.nodes, raw.openErr
+		raw.nodes = nil
+	} else {
+		nodes, err = openChildren(recs, ents, id, wrap, v.head.Writer, v.authorOK)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("client: list %s: %w", what, err)
 	}
@@ -497,7 +691,8 @@ func (v *view) list(ctx context.Context, c *Client, n *node, what string) (*fold
 	if f != nil {
 		return f, nil
 	}
-	raw, err := c.fetchListing(ctx, n.id(), what)
+	op := newListOpener(n.id(), n.childWrap(), v.head.Writer, v.authorOK)
+	raw, err := c.fetchListing(ctx, n.id(), what, op)
 	if err != nil {
 		return nil, err
 	}
@@ -576,7 +771,7 @@ func (s *viewSource) Buckets() (*[256][32]byte, error) { return s.v.buckets, nil
 
 func (s *viewSource) fetchHashes(id coffer.NodeID) error {
 	what := "folder " + id.String()
-	raw, err := s.c.fetchListing(s.ctx, id, what)
+	raw, err := s.c.fetchListing(s.ctx, id, what, nil)
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,11 @@ func (a *app) rootCommand() *cobra.Command {
 				return usagef("--parallel: must be at least 1, got %d", a.parallel)
 			}
 			if a.limitMemory && limitedCommand(cmd) && os.Getenv("GOMEMLIMIT") == "" {
-				debug.SetMemoryLimit(clientMemoryLimit)
+				limit := clientMemoryLimit
+				if cmd.Name() == "ls" && cmd.Parent() == cmd.Root() {
+					limit = listMemoryLimit
+				}
+				debug.SetMemoryLimit(int64(limit))
 			}
 			return nil
 		},

@@ -71,7 +71,7 @@ func (a *app) lsCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return a.printJSON(toJSONs(es))
+				return a.printEntriesJSON(es)
 			}
 			if !long {
 				for _, e := range es {
@@ -135,7 +135,7 @@ func (a *app) treeCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return a.printJSON(toJSONs(all))
+				return a.printEntriesJSON(all)
 			}
 			a.printTree(all)
 			return nil

@@ -399,7 +399,7 @@ func (a *app) linkLs(cmd *cobra.Command, l *client.Link, args []string) error {
 	asJSON, _ := cmd.Flags().GetBool("json")
 	long, _ := cmd.Flags().GetBool("long")
 	if asJSON {
-		return a.printJSON(toJSONs(es))
+		return a.printEntriesJSON(es)
 	}
 	if !long {
 		for _, e := range es {

@@ -35,7 +35,7 @@ func (a *app) trashCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return a.printJSON(toJSONs(es))
+				return a.printEntriesJSON(es)
 			}
 			t := newTable(a.stdout)
 			for _, e := range es {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -54,12 +55,30 @@ func toJSON(e *client.Entry) entryJSON {
 	return j
 }
 
-func toJSONs(es []*client.Entry) []entryJSON {
-	out := make([]entryJSON, 0, len(es))
-	for _, e := range es {
-		out = append(out, toJSON(e))
+// printEntriesJSON prints es as a JSON array, byte for byte what printJSON prints for the
+// []entryJSON, one element at a time: a 100,000-entry listing is never held as one document. It
+// drops each entry (es[i] = nil) once printed.
+func (a *app) printEntriesJSON(es []*client.Entry) error {
+	if len(es) == 0 {
+		return a.printJSON([]entryJSON{})
 	}
-	return out
+	w := bufio.NewWriterSize(a.stdout, 64<<10)
+	w.WriteString("[\n")
+	for i, e := range es {
+		b, err := json.MarshalIndent(toJSON(e), "  ", "  ")
+		if err != nil {
+			return err
+		}
+		es[i] = nil
+		w.WriteString("  ")
+		w.Write(b)
+		if i < len(es)-1 {
+			w.WriteString(",")
+		}
+		w.WriteString("\n")
+	}
+	w.WriteString("]\n")
+	return w.Flush()
 }
 
 // modeString renders an entry's mode like ls -l ("drwxr-xr-x").

@@ -54,17 +54,32 @@ func (tf *treeFixture) listingAttack(t *testing.T, folder *opened, p string, rec
 func (tf *treeFixture) listingAttackClass(t *testing.T, class error, folder *opened, p string, recs func([][]byte) [][]byte, downloads ...string) {
 	t.Helper()
 	for _, lvl := range levels {
-		t.Run(lvl.String(), func(t *testing.T) {
-			c := tf.login(t, tf.state)
-			tf.env.SetHook(listingHook(folder.rec.Node.String(), func(fs []frame, id coffer.NodeID) []frame {
-				return forge(t, fs, id, recs(recordsOf(fs)), lvl, tf.attacker)
-			}))
-			defer tf.env.SetHook(nil)
-			expectListRefused(t, c, p, class)
-			for _, dl := range downloads {
-				expectDownloadRefused(t, c, dl, class)
+		// big: List turns the listing into entries as it streams (client.Config.BigFolder 1)
+		// instead of keeping decrypted nodes: both paths must refuse.
+		for _, big := range []bool{false, true} {
+			name := lvl.String()
+			if big {
+				name += "/big folder"
 			}
-		})
+			t.Run(name, func(t *testing.T) {
+				cfg := tf.env.Config(tf.state)
+				if big {
+					cfg.BigFolder = 1
+				}
+				c, err := client.Login(context.Background(), cfg, tf.user, testenv.Password(tf.user), "x")
+				if err != nil {
+					t.Fatalf("login: %v", err)
+				}
+				tf.env.SetHook(listingHook(folder.rec.Node.String(), func(fs []frame, id coffer.NodeID) []frame {
+					return forge(t, fs, id, recs(recordsOf(fs)), lvl, tf.attacker)
+				}))
+				defer tf.env.SetHook(nil)
+				expectListRefused(t, c, p, class)
+				for _, dl := range downloads {
+					expectDownloadRefused(t, c, dl, class)
+				}
+			})
+		}
 	}
 }
 
