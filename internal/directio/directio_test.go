@@ -2,10 +2,13 @@ package directio
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"unsafe"
 )
@@ -122,5 +125,57 @@ func TestWriterUnalignedStart(t *testing.T) {
 	got, _ := os.ReadFile(p)
 	if !bytes.Equal(got, append([]byte("abc"), data...)) {
 		t.Fatal("content differs")
+	}
+}
+
+// TestOpenFile: OpenFile asks for direct I/O where supported; a file system refusing it at open
+// (EINVAL, simulated) gets an ordinary file; other errors are returned as they are.
+func TestOpenFile(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3*Align/16+1) // unaligned tail
+	check := func(name string, f *os.File) {
+		t.Helper()
+		w := NewWriter(f, NewPool(Align))
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); !bytes.Equal(got, data) {
+			t.Fatalf("%s: content differs", name)
+		}
+	}
+	f, err := OpenFile(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS == "linux" && !NewWriter(f, NewPool(Align)).Direct() {
+		t.Logf("O_DIRECT refused on %s", dir)
+	}
+	check("a", f)
+
+	var opens []int
+	refuse := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		opens = append(opens, flag)
+		if directFlag != 0 && flag&directFlag != 0 {
+			os.WriteFile(name, nil, perm) // a refused open may have created the file
+			return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EINVAL}
+		}
+		return os.OpenFile(name, flag, perm)
+	}
+	flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC
+	f, err = openFile(refuse, filepath.Join(dir, "b"), flags, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if directFlag != 0 && (len(opens) != 2 || opens[0] != flags|directFlag || opens[1] != flags) {
+		t.Fatalf("opens with flags %#x, want direct then %#x", opens, flags)
+	}
+	check("b", f)
+
+	if _, err := OpenFile(filepath.Join(dir, "missing", "c"), flags, 0o600); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("open in a missing folder: %v", err)
 	}
 }
