@@ -9,6 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// directFlag is the open(2) flag for direct I/O.
+const directFlag = unix.O_DIRECT
+
 // setDirect turns O_DIRECT on or off for f's open file description.
 func setDirect(f *os.File, on bool) error {
 	rc, err := f.SyscallConn()

@@ -9,6 +9,9 @@ import (
 
 var errUnsupported = errors.New("direct I/O not supported on this system")
 
+// directFlag: no open flag for direct I/O on this system.
+const directFlag = 0
+
 // setDirect: ordinary writes only on this system.
 func setDirect(f *os.File, on bool) error {
 	if on {

@@ -21,6 +21,25 @@ import (
 // Align is the alignment of direct writes: buffer addresses, file offsets and lengths.
 const Align = 4096
 
+// OpenFile is os.OpenFile asking for direct I/O where the system offers it (Linux: O_DIRECT), so
+// a Writer on the file needs no fcntl(2) to turn it on. A file system that refuses direct I/O
+// at open (EINVAL) gets the file opened again without it, so flag must not contain O_EXCL
+// (the refused open may have created the file). Writers find out which with Direct.
+func OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	return openFile(os.OpenFile, name, flag, perm)
+}
+
+// openFile is OpenFile with the open call given (tests refuse direct I/O with it).
+func openFile(open func(string, int, os.FileMode) (*os.File, error), name string, flag int, perm os.FileMode) (*os.File, error) {
+	if directFlag != 0 {
+		f, err := open(name, flag|directFlag, perm)
+		if err == nil || !isInval(err) {
+			return f, err
+		}
+	}
+	return open(name, flag, perm)
+}
+
 // AlignedBuf returns a zeroed buffer of n bytes whose first byte is Align-aligned.
 func AlignedBuf(n int) []byte {
 	b := make([]byte, n+Align)
