@@ -25,7 +25,8 @@ import (
 // Downloads write ".<name>.coffer-partial" beside the target and journal big files' progress in
 // ".<name>.coffer-partial.json" every journalEvery chunks, so a re-run resumes from the verified
 // prefix. Small finished files are made durable in groups of up to syncGroup (one filesystem
-// sync for every file that finished while the previous sync ran).
+// sync for every file that finished while the previous sync ran); once all are renamed into
+// place, one more sync of their folders makes the renames durable before the download returns.
 const (
 	partialSuffix = ".coffer-partial"
 	journalEvery  = 32
@@ -291,6 +292,7 @@ type downloader struct {
 	mu     sync.Mutex
 	files  int
 	bytes  int64
+	dirs   map[string]bool // folders files were renamed into (synced at the end)
 	werr   error
 	failed atomic.Bool
 }
@@ -489,8 +491,12 @@ func (d *downloader) run(ctx context.Context, files []*dlFile) error {
 	// Files already verified are still made durable and moved into place.
 	close(d.placeQ)
 	<-placed
+	serr := d.syncPlaced()
 	if err == nil {
 		err = d.writerErr()
+	}
+	if err == nil {
+		err = serr
 	}
 	return err
 }
@@ -775,7 +781,26 @@ func (d *downloader) place(f *dlFile) error {
 	d.mu.Lock()
 	d.files++
 	d.bytes += int64(f.ct.Size)
+	if d.dirs == nil {
+		d.dirs = map[string]bool{}
+	}
+	d.dirs[filepath.Dir(f.local)] = true
 	d.mu.Unlock()
+	return nil
+}
+
+// syncPlaced makes the renames of the files placed so far durable.
+func (d *downloader) syncPlaced() error {
+	d.mu.Lock()
+	dirs := make([]string, 0, len(d.dirs))
+	for dir := range d.dirs {
+		dirs = append(dirs, dir)
+	}
+	d.dirs = nil
+	d.mu.Unlock()
+	if err := syncDirs(dirs); err != nil {
+		return fmt.Errorf("client: download: sync: %w", err)
+	}
 	return nil
 }
 

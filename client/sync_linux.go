@@ -40,3 +40,29 @@ func syncFiles(paths []string) error {
 	}
 	return nil
 }
+
+// syncDirs makes renames and new entries in the given folders durable: one syncfs(2) per
+// filesystem.
+func syncDirs(dirs []string) error {
+	done := map[uint64]bool{}
+	for _, dir := range dirs {
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); err != nil {
+			return err
+		}
+		if done[st.Dev] {
+			continue
+		}
+		done[st.Dev] = true
+		f, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		err = unix.Syncfs(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

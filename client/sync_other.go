@@ -19,3 +19,17 @@ func syncFiles(paths []string) error {
 	}
 	return nil
 }
+
+// syncDirs makes renames and new entries in the given folders durable, one fsync each where
+// the system can sync a folder (Windows cannot: its renames are journaled by NTFS).
+func syncDirs(dirs []string) error {
+	for _, dir := range dirs {
+		f, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		f.Sync() // best effort: not every system syncs a folder handle
+		f.Close()
+	}
+	return nil
+}
