@@ -180,6 +180,12 @@ func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int
 	case isPreconditionFailed(err):
 		return false, cr.finish(id) // stored meanwhile by another Put
 	case err != nil:
+		// A server refusing the conditional PUT early may close the connection while the body is
+		// still being sent, so the 412 is lost in a reset: if the key exists now, another Put
+		// stored it (or this one did after all, with the bytes checked above).
+		if _, serr := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{}); serr == nil {
+			return false, cr.finish(id)
+		}
 		return false, fmt.Errorf("s3: put: blob %s: upload: %w", id, mapErr(ctx, err))
 	case !res.done:
 		return false, fmt.Errorf("s3: put: blob %s: upload consumed %d of %d bytes: %w", id, res.n, size, coffer.ErrUnavailable)
