@@ -5,6 +5,8 @@
 package api
 
 import (
+	"fmt"
+
 	"coffer"
 )
 
@@ -206,13 +208,48 @@ type BlobsResponse struct {
 	Present []coffer.BlobID `json:"present"`
 }
 
-// BlobPutResponse: POST /v1/trees/{tree}/blobs (body: the blob bytes, at most MaxBlobSize;
-// Content-Length required; PUT is accepted as a synonym). The
-// server hashes the body and returns its ID; the blob is durable when this returns 200. A blob
-// counts against the quota of the tree's owner.
+// BlobPutResponse: PUT /v1/trees/{tree}/blobs/{id} (body: the blob bytes, at most MaxBlobSize;
+// Content-Length and the HeaderCRC32C header required). The client names the blob: id is the
+// SHA-256 of the body, which the server does not recompute; it checks the body's length and
+// CRC-32C, and echoes the ID and size once the blob is durable. A blob counts against the quota
+// of the tree's owner.
 type BlobPutResponse struct {
 	Blob coffer.BlobID `json:"blob"`
 	Size int64         `json:"size"`
+}
+
+// HeaderCRC32C is the request header of a blob upload carrying the CRC-32C (Castagnoli) of the
+// body as 8 lowercase hex digits (FormatCRC32C). The server refuses a body that does not match it.
+const HeaderCRC32C = "Coffer-CRC32C"
+
+// FormatCRC32C formats a CRC-32C for HeaderCRC32C.
+func FormatCRC32C(crc uint32) string {
+	const hex = "0123456789abcdef"
+	var b [8]byte
+	for i := range b {
+		b[i] = hex[crc>>(28-4*i)&0xf]
+	}
+	return string(b[:])
+}
+
+// ParseCRC32C parses a HeaderCRC32C value: exactly 8 hex digits, lowercase.
+func ParseCRC32C(s string) (uint32, error) {
+	if len(s) != 8 {
+		return 0, fmt.Errorf("CRC-32C %q: want 8 lowercase hex digits", s)
+	}
+	var v uint32
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | uint32(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | uint32(c-'a'+10)
+		default:
+			return 0, fmt.Errorf("CRC-32C %q: want 8 lowercase hex digits", s)
+		}
+	}
+	return v, nil
 }
 
 // MaxBlobSize is the largest blob a server accepts.

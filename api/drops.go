@@ -5,8 +5,8 @@ import "coffer"
 // Drops: anonymous uploads through upload-only (file-request) links (doc/PROTOCOL.md §8).
 //
 // A visitor holding the link opens it (challenge, open) and, with the link token, uploads the
-// encrypted chunks as blobs (POST /v1/links/{link}/blobs, raw body, answered with
-// BlobPutResponse) and then one drop per file or empty folder (POST /v1/links/{link}/drops).
+// encrypted chunks as blobs (PUT /v1/links/{link}/blobs/{id}, raw body with HeaderCRC32C, answered
+// with BlobPutResponse) and then one drop per file or empty folder (POST /v1/links/{link}/drops).
 // The owner lists pending drops (GET /v1/drops), imports them into the folder as records it signs
 // itself, and deletes them (DELETE /v1/drops/{drop}).
 

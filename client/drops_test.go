@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -338,7 +339,15 @@ func newRawVisitor(t *testing.T, env *testenv.Env, url string) *rawVisitor {
 
 func (v *rawVisitor) post(path, ctype string, body []byte, out any) int {
 	v.t.Helper()
-	req, _ := http.NewRequest("POST", v.base+"/v1/links/"+v.hexID+path, bytes.NewReader(body))
+	method := "POST"
+	if path == "/blobs" { // a blob upload: PUT under its SHA-256, with its CRC-32C
+		sum := sha256.Sum256(body)
+		method, path = "PUT", path+"/"+hex.EncodeToString(sum[:])
+	}
+	req, _ := http.NewRequest(method, v.base+"/v1/links/"+v.hexID+path, bytes.NewReader(body))
+	if method == "PUT" {
+		req.Header.Set(api.HeaderCRC32C, api.FormatCRC32C(crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))))
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}

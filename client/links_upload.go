@@ -315,22 +315,14 @@ func (u *UploadLink) sendContent(ctx context.Context, it dropItem, f *os.File, f
 	return int64(size), nil
 }
 
-// putBlob uploads one blob through the link and checks the server's acknowledgement.
+// putBlob uploads one blob through the link and checks the server's acknowledgement (see
+// Client.putBlob).
 func (u *UploadLink) putBlob(ctx context.Context, b []byte) (coffer.BlobID, error) {
-	resp, err := u.tr.do(ctx, call{method: "POST", path: "/v1/links/" + u.hexID + "/blobs",
-		body: b, ctype: "application/octet-stream", retry: true})
+	id, err := putBlobAt(ctx, u.tr, "/v1/links/"+u.hexID+"/blobs/", b)
 	if err != nil {
 		return coffer.BlobID{}, uploadLinkError(err)
 	}
-	defer resp.Body.Close()
-	var out api.BlobPutResponse
-	if err := decodeJSONBody(resp, &out); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("client: upload blob: %w", err)
-	}
-	if want := coffer.BlobID(sha256.Sum256(b)); out.Blob != want || out.Size != int64(len(b)) {
-		return coffer.BlobID{}, fmt.Errorf("client: upload blob: the server acknowledged other bytes: %w", coffer.ErrCorrupt)
-	}
-	return out.Blob, nil
+	return id, nil
 }
 
 // sendDrop seals df to the owner and posts it with the blobs it references.

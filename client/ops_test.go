@@ -144,7 +144,7 @@ func TestRetriesTransientFailures(t *testing.T) {
 	c := env.Client(t, "leo")
 	var fails atomic.Int64
 	env.SetHook(func(req *http.Request, resp *http.Response) error {
-		if (strings.HasSuffix(req.URL.Path, "/blobs") || strings.HasSuffix(req.URL.Path, "/commit") ||
+		if ((req.Method == "PUT" && strings.Contains(req.URL.Path, "/blobs/")) || strings.HasSuffix(req.URL.Path, "/commit") ||
 			strings.Contains(req.URL.Path, "/folders/")) && fails.Add(1)%2 == 1 {
 			resp.StatusCode = http.StatusServiceUnavailable
 		}

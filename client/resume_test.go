@@ -60,7 +60,7 @@ func TestUploadResumeReusesPacks(t *testing.T) {
 	if _, err := c.Stat(context.Background(), "/big"); err == nil {
 		t.Fatal("interrupted upload committed the file")
 	}
-	posts := countRequests(env, "POST", "/v1/trees/", "/blobs")
+	posts := countRequests(env, "PUT", "/v1/trees/", "/blobs/")
 	res, err := c.Upload(context.Background(), []string{src}, "/big", client.TransferOptions{})
 	if err != nil || res.Files != 1 {
 		t.Fatalf("resumed upload: %+v %v", res, err)
@@ -94,7 +94,7 @@ func TestUploadResumeChangedFileUsesFreshKey(t *testing.T) {
 	data[0] ^= 1
 	writeFile(t, src, data)
 	os.Chtimes(src, st.ModTime(), st.ModTime())
-	posts := countRequests(env, "POST", "/v1/trees/", "/blobs")
+	posts := countRequests(env, "PUT", "/v1/trees/", "/blobs/")
 	if _, err := c.Upload(context.Background(), []string{src}, "/big", client.TransferOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func TestPutRoundTrips(t *testing.T) {
 	put(c, local("a", "first"), "/a") // warms the cached view
 	log.take()
 	put(c, local("b", "second"), "/b")
-	want := []string{"POST /v1/trees/{id}/blobs OK", "POST /v1/trees/{id}/commit OK"}
+	want := []string{"PUT /v1/trees/{id}/blobs/{id} OK", "POST /v1/trees/{id}/commit OK"}
 	if got := log.take(); !slices.Equal(got, want) {
 		t.Fatalf("put with a current cached view: requests %q; want %q", got, want)
 	}

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -539,29 +541,39 @@ func (u *uploader) sendPack(p *upPack) error {
 	return nil
 }
 
-// putBlob uploads one blob (retried on network errors: blobs are content-addressed) and checks
-// that the ID the server acknowledges is the SHA-256 of b: a record must never name bytes the
-// server did not store. A mismatch is an error wrapping coffer.ErrCorrupt.
+// putBlob uploads one blob (retried on network errors: a blob upload is idempotent) under its
+// SHA-256, which it computes, with the CRC-32C the server checks the body against. It checks that
+// the server acknowledges that very blob and size: a record must never name bytes the server did
+// not store. A mismatch is an error wrapping coffer.ErrCorrupt.
 func (c *Client) putBlob(ctx context.Context, b []byte) (coffer.BlobID, error) {
+	return putBlobAt(ctx, c.http, "/v1/trees/"+c.tree.String()+"/blobs/", b)
+}
+
+// putBlobAt uploads b with PUT prefix+ID (the blob upload of PROTOCOL.md §4) and checks the
+// acknowledgement; see putBlob.
+func putBlobAt(ctx context.Context, t *transport, prefix string, b []byte) (coffer.BlobID, error) {
 	want := coffer.BlobID(sha256.Sum256(b))
-	resp, err := c.http.do(ctx, call{method: "POST", path: "/v1/trees/" + c.tree.String() + "/blobs",
-		body: b, ctype: "application/octet-stream", retry: true})
+	resp, err := t.do(ctx, call{method: "PUT", path: prefix + want.String(), body: b, ctype: "application/octet-stream",
+		header: http.Header{api.HeaderCRC32C: {api.FormatCRC32C(crc32.Checksum(b, crc32c))}}, retry: true})
 	if err != nil {
-		return coffer.BlobID{}, fmt.Errorf("client: upload blob: %w", err)
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: %w", want, err)
 	}
 	defer resp.Body.Close()
 	var out api.BlobPutResponse
 	if err := decodeJSONBody(resp, &out); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("client: upload blob: %w", err)
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: %w", want, err)
 	}
-	if out.Size != int64(len(b)) || out.Blob.IsZero() {
-		return coffer.BlobID{}, fmt.Errorf("client: upload blob: the server acknowledged %d of %d bytes: %w", out.Size, len(b), coffer.ErrCorrupt)
+	if out.Size != int64(len(b)) {
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: the server acknowledged %d of %d bytes: %w", want, out.Size, len(b), coffer.ErrCorrupt)
 	}
 	if out.Blob != want {
 		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: the server acknowledged it as blob %s, which is not the SHA-256 of the bytes sent: %w", want, out.Blob, coffer.ErrCorrupt)
 	}
 	return out.Blob, nil
 }
+
+// crc32c is the CRC-32C (Castagnoli) table of the blob upload checksum (api.HeaderCRC32C).
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 // commitLoop commits finished files in batches until the workers are done.
 func (u *uploader) commitLoop() error {

@@ -48,7 +48,7 @@ func newSlowProxy(t *testing.T, target string) *slowProxy {
 	rp.ModifyResponse = func(resp *http.Response) error {
 		r := resp.Request
 		switch {
-		case (r.Method == http.MethodPost || r.Method == http.MethodPut) && strings.HasSuffix(r.URL.Path, "/blobs"):
+		case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/"):
 			time.Sleep(time.Duration(p.putDelay.Load()))
 			if resp.StatusCode == 200 {
 				p.blobPuts.Add(1)

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -267,7 +268,15 @@ func openRawUpload(t *testing.T, link string) *rawUpload {
 
 func (v *rawUpload) post(t *testing.T, path, ctype string, body []byte, out any) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", v.base+"/v1/links/"+v.hexID+path, bytes.NewReader(body))
+	method := "POST"
+	if path == "/blobs" { // a blob upload: PUT under its SHA-256, with its CRC-32C
+		sum := sha256.Sum256(body)
+		method, path = "PUT", path+"/"+hex.EncodeToString(sum[:])
+	}
+	req, _ := http.NewRequest(method, v.base+"/v1/links/"+v.hexID+path, bytes.NewReader(body))
+	if method == "PUT" {
+		req.Header.Set(api.HeaderCRC32C, api.FormatCRC32C(crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))))
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}

@@ -1,24 +1,43 @@
-// Package blobstore defines where the server keeps blob bytes: immutable, content-addressed
-// ciphertext (a blob's ID is the SHA-256 of its bytes). Implementations: disk (the embedded
-// default) and, later, s3. Every implementation passes blobstoretest.Run.
+// Package blobstore defines where the server keeps blob bytes: immutable ciphertext named by its
+// SHA-256. Implementations: disk (the embedded default) and s3. Every implementation passes
+// blobstoretest.Run.
+//
+// The store does not hash what it stores: the caller names each blob (the server takes the ID the
+// uploading client computed) and Put checks only a CRC-32C transfer checksum. What makes that safe
+// is that a stored blob is never replaced: the first bytes stored under an ID stay until Delete.
 package blobstore
 
 import (
 	"context"
+	"hash/crc32"
 	"io"
 
 	"coffer"
 )
 
+// CRC32C is the table of the CRC-32C (Castagnoli) transfer checksum that Put checks, hardware
+// accelerated on amd64 and arm64: crc32.Update(0, blobstore.CRC32C, b) or crc32.Checksum(b,
+// blobstore.CRC32C).
+var CRC32C = crc32.MakeTable(crc32.Castagnoli)
+
 // Store keeps blobs. Implementations must be safe for concurrent use.
 type Store interface {
-	// Put reads exactly size bytes from r and stores them under their SHA-256, which it returns.
-	// The blob is durable when Put returns nil. If r yields a different number of bytes, or id is
-	// non-zero and does not match the hash, Put stores nothing and returns an error wrapping
-	// coffer.ErrCorrupt. Storing an existing blob again succeeds and leaves it intact. A failure
-	// leaves no partial blob visible under any ID. A cancelled context gives an error wrapping
-	// ctx.Err(), and an error from r stays in the returned error's chain.
-	Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64) (coffer.BlobID, error)
+	// Put stores exactly size bytes read from r under id and reports whether it stored them
+	// (true) or found a blob already stored under id (false). It does not hash the bytes: id is
+	// the caller's claim. It checks the transfer: if r yields a different number of bytes, or
+	// bytes whose CRC-32C (Castagnoli, see CRC32C) is not crc, Put stores nothing and returns an
+	// error wrapping coffer.ErrCorrupt. It reads and checks r in full even when id is already
+	// stored.
+	//
+	// A blob already stored under id is never replaced or changed, not even in part: Put then
+	// leaves it as it is and returns false (the caller decides whether the stored bytes are the
+	// ones it meant). Of concurrent Puts of one id, at most one returns true, and the blob stored
+	// is entirely the bytes of the Put that returned true (or of an earlier one).
+	//
+	// The blob is durable when Put returns nil. A failure leaves no partial blob visible under any
+	// ID. A cancelled context gives an error wrapping ctx.Err(), and an error from r stays in the
+	// returned error's chain.
+	Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64, crc uint32) (bool, error)
 	// Get returns length bytes from offset (length < 0: to the end), or an error wrapping
 	// coffer.ErrNotFound. A range past the end is an error wrapping coffer.ErrInvalid. The caller
 	// closes the reader.

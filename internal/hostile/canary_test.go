@@ -69,7 +69,7 @@ func TestLogCanary(t *testing.T) {
 		lmu.Lock()
 		defer lmu.Unlock()
 		k := m + " " + p[:min(len(p), 12)]
-		if !lost[k] && (strings.HasSuffix(p, "/blobs") || strings.Contains(p, "/folders/") || strings.HasPrefix(p, "/v1/blobs/")) {
+		if !lost[k] && ((m == "PUT" && strings.Contains(p, "/blobs/")) || strings.Contains(p, "/folders/") || strings.HasPrefix(p, "/v1/blobs/")) {
 			lost[k] = true
 			return "lose"
 		}

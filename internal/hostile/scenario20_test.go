@@ -106,7 +106,7 @@ func TestScenario20_NoNonceReuseAcrossRetries(t *testing.T) {
 		versions = append(versions, bytes.Clone(v))
 		writeFile(t, src, v)
 	}
-	isBlobPost := func(m, p string) bool { return m == "POST" && strings.HasSuffix(p, "/blobs") }
+	isBlobPost := func(m, p string) bool { return m == "PUT" && strings.Contains(p, "/blobs/") }
 	isCommit := func(m, p string) bool { return m == "POST" && strings.HasSuffix(p, "/commit") }
 
 	// Attempt 1: killed (context cancelled) at the second pack.

@@ -371,40 +371,50 @@ func TestScenario17_WrappedKeyReplaced(t *testing.T) {
 }
 
 // TestUploadVerifiesBlobID: a server (malicious or buggy) that answers a blob upload with the ID
-// of another blob must not make the client commit a record pointing at the wrong bytes (an
-// acknowledged upload that is unreadable later). The client hashes every pack it sends and
-// refuses the answer: the upload fails with ErrCorrupt naming the blob, and nothing is committed.
+// of another blob, or another size, must not make the client commit a record pointing at the
+// wrong bytes (an acknowledged upload that is unreadable later). The client names every pack by
+// its SHA-256 and refuses any other answer: the upload fails with ErrCorrupt naming the blob, and
+// nothing is committed.
 func TestUploadVerifiesBlobID(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "victim")
 	ctx := context.Background()
 	other := f.blobIDs(t)[0]
-	f.env.SetHook(func(req *http.Request, resp *http.Response) error {
-		if req.Method == "POST" && strings.HasSuffix(req.URL.Path, "/blobs") && resp.StatusCode == 200 {
-			b, _ := testenv.ReadBody(resp)
-			var r api.BlobPutResponse
-			if err := json.Unmarshal(b, &r); err != nil {
-				t.Errorf("blob put answer: %v", err)
-			}
-			r.Blob = other
-			nb, _ := json.Marshal(r)
-			testenv.ReplaceBody(resp, nb)
-		}
-		return nil
-	})
 	src := filepath.Join(t.TempDir(), "n")
 	writeFile(t, src, randBytes(5000))
-	_, err := f.c.Upload(ctx, []string{src}, "/", client.TransferOptions{})
-	f.env.SetHook(nil)
-	if err == nil {
-		_, derr := f.c.Download(ctx, []string{"/n"}, filepath.Join(t.TempDir(), "n"), client.TransferOptions{})
-		t.Fatalf("upload acknowledged with a wrong blob ID; download then says: %v", derr)
-	}
-	if !errors.Is(err, coffer.ErrCorrupt) || !strings.Contains(err.Error(), other.String()) {
-		t.Fatalf("wrong blob ID: %v, want ErrCorrupt naming blob %s", err, other)
-	}
-	if _, err := f.c.Stat(ctx, "/n"); !errors.Is(err, coffer.ErrNotFound) {
-		t.Fatalf("refused upload left a record: %v", err)
+	for _, lie := range []struct {
+		name string
+		edit func(r *api.BlobPutResponse)
+		want string // in the error
+	}{
+		{"another blob", func(r *api.BlobPutResponse) { r.Blob = other }, other.String()},
+		{"another size", func(r *api.BlobPutResponse) { r.Size-- }, "acknowledged"},
+	} {
+		f.env.SetHook(func(req *http.Request, resp *http.Response) error {
+			if req.Method == "PUT" && strings.Contains(req.URL.Path, "/blobs/") && resp.StatusCode == 200 {
+				b, _ := testenv.ReadBody(resp)
+				var r api.BlobPutResponse
+				if err := json.Unmarshal(b, &r); err != nil {
+					t.Errorf("blob put answer: %v", err)
+				}
+				lie.edit(&r)
+				nb, _ := json.Marshal(r)
+				testenv.ReplaceBody(resp, nb)
+			}
+			return nil
+		})
+		_, err := f.c.Upload(ctx, []string{src}, "/", client.TransferOptions{})
+		f.env.SetHook(nil)
+		if err == nil {
+			_, derr := f.c.Download(ctx, []string{"/n"}, filepath.Join(t.TempDir(), "n"), client.TransferOptions{})
+			t.Fatalf("%s: upload acknowledged with a wrong answer; download then says: %v", lie.name, derr)
+		}
+		if !errors.Is(err, coffer.ErrCorrupt) || !strings.Contains(err.Error(), lie.want) {
+			t.Fatalf("%s: %v, want ErrCorrupt naming %s", lie.name, err, lie.want)
+		}
+		if _, err := f.c.Stat(ctx, "/n"); !errors.Is(err, coffer.ErrNotFound) {
+			t.Fatalf("%s: refused upload left a record: %v", lie.name, err)
+		}
 	}
 	// The same upload against an honest answer succeeds.
 	if _, err := f.c.Upload(ctx, []string{src}, "/", client.TransferOptions{}); err != nil {

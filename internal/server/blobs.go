@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"coffer"
 	"coffer/api"
+	"coffer/internal/blobstore"
 	"coffer/internal/metastore"
 )
 
@@ -20,13 +23,25 @@ const maxCheckBlobs = 10000
 
 var errQuota = &apiError{status: http.StatusInsufficientStorage, code: api.CodeQuota, msg: "quota exceeded"}
 
-// handleBlobPut stores the body as a blob owned by the tree's owner. The bytes are durable in the
-// blob store before the bookkeeping is written, so bookkeeping never names missing bytes.
+// handleBlobPut stores the body as blob {id}, owned by the tree's owner. The client names the
+// blob (its SHA-256, which the server does not recompute: fsck does); the server checks the
+// body's length and CRC-32C while streaming it to the store. The bytes are durable in the blob
+// store before the bookkeeping is written, so bookkeeping never names missing bytes, and a blob
+// already stored is never replaced: storing it again is acknowledged only if the stored bytes
+// have the size and CRC-32C the client sent (see confirmStored).
 func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
 	ctx := r.Context()
 	id, err := pathTree(r)
 	if err != nil {
 		return err
+	}
+	bid, err := coffer.ParseBlobID(r.PathValue("id"))
+	if err != nil {
+		return errBadRequest("path: %v", err)
+	}
+	crc, err := api.ParseCRC32C(r.Header.Get(api.HeaderCRC32C))
+	if err != nil {
+		return errBadRequest("header %s: %v", api.HeaderCRC32C, err)
 	}
 	size := r.ContentLength
 	switch {
@@ -45,6 +60,12 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 	if err != nil {
 		return err
 	}
+	// Refuse another account's blob before reading the body (checked again under the lock).
+	if info, err := s.meta.Blob(ctx, bid); err == nil && info.Owner != owner.ID {
+		return errBlobTaken(bid)
+	} else if err != nil && !errors.Is(err, coffer.ErrNotFound) {
+		return internalError("blob put: lookup", err)
+	}
 	if owner.Quota > 0 {
 		used, _, err := s.meta.Usage(ctx, owner.ID)
 		if err != nil {
@@ -54,15 +75,18 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 			return errQuota
 		}
 	}
-	body := http.MaxBytesReader(w, r.Body, size)
-	bid, err := s.blobs.Put(ctx, coffer.BlobID{}, body, size)
+	body := &countingReader{r: http.MaxBytesReader(w, r.Body, size)}
+	created, err := s.blobs.Put(ctx, bid, body, size, crc)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
 			return &apiError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge, msg: "body longer than Content-Length"}
-		case errors.Is(err, coffer.ErrCorrupt), errors.Is(err, io.ErrUnexpectedEOF):
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, coffer.ErrCorrupt) && body.n < size:
 			return errBadRequest("body: shorter than Content-Length")
+		case errors.Is(err, coffer.ErrCorrupt):
+			return errBadRequest("body: blob %s: the %d bytes received do not have the CRC-32C of header %s (%s): corrupted in transfer",
+				bid, size, api.HeaderCRC32C, api.FormatCRC32C(crc))
 		}
 		return internalError("blob put", err)
 	}
@@ -73,21 +97,37 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 		return internalError("blob put: lock", err)
 	}
 	defer unlock()
-	if _, err := s.blobs.Stat(ctx, bid); errors.Is(err, coffer.ErrNotFound) {
+	stored, err := s.blobs.Stat(ctx, bid)
+	if errors.Is(err, coffer.ErrNotFound) {
 		return errUnavailable("blob was garbage-collected during the upload; retry")
 	} else if err != nil {
 		return internalError("blob put: stat", err)
 	}
+	info, err := s.meta.Blob(ctx, bid)
+	recorded := err == nil
+	if err != nil && !errors.Is(err, coffer.ErrNotFound) {
+		return internalError("blob put: lookup", err)
+	}
+	switch {
+	case recorded && info.Owner != owner.ID:
+		if created {
+			// The record's bytes were missing and these took their place: they are not the
+			// other account's blob.
+			s.dropUnrecorded(ctx, bid)
+		}
+		return errBlobTaken(bid)
+	case !created:
+		if err := s.confirmStored(ctx, bid, recorded, stored, size, crc); err != nil {
+			return err
+		}
+	}
 	err = s.meta.AddBlob(ctx, metastore.BlobInfo{ID: bid, Owner: owner.ID, Size: size, Created: s.now()})
 	switch {
 	case errors.Is(err, coffer.ErrExist):
-		return &apiError{status: http.StatusConflict, code: api.CodeExists, msg: "blob " + bid.String() + " belongs to another account"}
+		return errBlobTaken(bid)
 	case errors.Is(err, coffer.ErrQuota):
-		// Nobody else recorded these bytes (we hold the lock): do not keep them.
-		if _, berr := s.meta.Blob(ctx, bid); errors.Is(berr, coffer.ErrNotFound) {
-			if derr := s.blobs.Delete(ctx, bid); derr != nil {
-				s.log.Warn("blob put: delete over-quota blob", "blob", bid.String(), "err", derr)
-			}
+		if !recorded {
+			s.dropUnrecorded(ctx, bid) // nobody recorded these bytes (we hold the lock): do not keep them
 		}
 		return errQuota
 	case err != nil:
@@ -97,6 +137,63 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 	s.metrics.blobPutBytes.Add(size)
 	writeJSON(w, http.StatusOK, api.BlobPutResponse{Blob: bid, Size: size})
 	return nil
+}
+
+// errBlobTaken answers an upload of a blob ID another account owns.
+func errBlobTaken(id coffer.BlobID) error {
+	return &apiError{status: http.StatusConflict, code: api.CodeExists, msg: "blob " + id.String() + " belongs to another account"}
+}
+
+// confirmStored decides about an upload that found its ID already stored (the store never
+// replaces a blob). The stored bytes count as the upload's only if they have its size and CRC-32C
+// (a read-back: rare, as clients skip the blobs they stored already). Otherwise, if no record
+// names them (left by an interrupted upload, or by a concurrent one of other bytes under the same
+// ID, or being collected), they are deleted and the client retries (503); if the caller's own
+// record names them, the upload conflicts with its account's earlier blob (409). The caller holds
+// the blob's lock.
+func (s *Server) confirmStored(ctx context.Context, id coffer.BlobID, recorded bool, stored, size int64, crc uint32) error {
+	same := stored == size
+	if same {
+		rc, err := s.blobs.Get(ctx, id, 0, -1)
+		if err != nil {
+			return internalError("blob put: read back "+id.String(), err)
+		}
+		c := crc32.New(blobstore.CRC32C)
+		_, err = io.Copy(c, rc)
+		rc.Close()
+		if err != nil {
+			return internalError("blob put: read back "+id.String(), err)
+		}
+		same = c.Sum32() == crc
+	}
+	switch {
+	case same:
+		return nil
+	case recorded:
+		return &apiError{status: http.StatusConflict, code: api.CodeExists,
+			msg: "blob " + id.String() + " is stored already with other bytes"}
+	}
+	s.dropUnrecorded(ctx, id)
+	return errUnavailable("blob " + id.String() + ": other bytes of an unfinished upload were in the way; retry")
+}
+
+// dropUnrecorded deletes the bytes of a blob no record names. The caller holds the blob's lock.
+func (s *Server) dropUnrecorded(ctx context.Context, id coffer.BlobID) {
+	if err := s.blobs.Delete(ctx, id); err != nil {
+		s.log.Warn("blob put: delete unrecorded blob", "blob", id.String(), "err", err)
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // handleBlobCheck answers which of the listed blobs the caller already stored. A present blob's

@@ -73,7 +73,7 @@ func TestBlobs(t *testing.T) {
 	if st, _, _ := get(b.token, ""); st != 404 {
 		t.Fatalf("bob reads alice's blob: %d", st)
 	}
-	st, ae = e.call("POST", treePath(u, "/blobs"), b.token, []byte("x"), nil)
+	st, ae = e.putBlob(treePath(u, ""), b.token, []byte("x"), nil)
 	wantErr(t, st, ae, 404, api.CodeNotFound)
 
 	// Check: only the caller's blobs are present.
@@ -87,8 +87,11 @@ func TestBlobs(t *testing.T) {
 	}
 
 	// Empty body.
-	st, ae = e.call("POST", treePath(u, "/blobs"), u.token, []byte{}, nil)
+	st, ae = e.putBlob(treePath(u, ""), u.token, []byte{}, nil)
 	wantErr(t, st, ae, 400, api.CodeBadRequest)
+	// The upload form without an ID is gone.
+	st, ae = e.call("POST", treePath(u, "/blobs"), u.token, []byte("x"), nil)
+	wantErr(t, st, ae, 404, api.CodeNotFound)
 }
 
 // rawRequest writes a request by hand (to control Content-Length) and reads the response.
@@ -113,14 +116,14 @@ func rawRequest(t *testing.T, e *env, head string) *http.Response {
 func TestBlobLimits(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.DefaultQuota = 100 })
 	u := e.signup("alice")
-	path := treePath(u, "/blobs")
+	path := treePath(u, "/blobs/"+strings.Repeat("ab", 32))
 
-	resp := rawRequest(t, e, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n",
+	resp := rawRequest(t, e, fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nCoffer-CRC32C: 00000000\r\nContent-Length: %d\r\n\r\n",
 		path, u.token, api.MaxBlobSize+1))
 	if resp.StatusCode != 413 {
 		t.Fatalf("oversize: %d", resp.StatusCode)
 	}
-	resp = rawRequest(t, e, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	resp = rawRequest(t, e, fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nCoffer-CRC32C: 00000000\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 		path, u.token))
 	if resp.StatusCode != http.StatusLengthRequired {
 		t.Fatalf("no Content-Length: %d", resp.StatusCode)

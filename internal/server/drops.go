@@ -31,7 +31,7 @@ var errNotUploadLink = &apiError{status: http.StatusForbidden, code: api.CodeFor
 	msg: "this link is not an upload-only link"}
 
 func (s *Server) dropRoutes(mux *http.ServeMux) {
-	mux.Handle("POST /v1/links/{link}/blobs", s.public(s.handleLinkBlobPut))
+	mux.Handle("PUT /v1/links/{link}/blobs/{id}", s.public(s.handleLinkBlobPut))
 	mux.Handle("POST /v1/links/{link}/drops", s.public(s.handleLinkDropCreate))
 	mux.Handle("GET /v1/drops", s.authed(s.handleDrops))
 	mux.Handle("DELETE /v1/drops/{drop}", s.authed(s.handleDropDelete))
@@ -102,7 +102,7 @@ func (s *Server) openUploadLink(w http.ResponseWriter, r *http.Request, l metast
 }
 
 // handleLinkBlobPut stores a blob uploaded through an upload-only link, owned by (and counted
-// against the quota of) the link's owner, exactly as POST /v1/trees/{tree}/blobs does.
+// against the quota of) the link's owner, exactly as PUT /v1/trees/{tree}/blobs/{id} does.
 func (s *Server) handleLinkBlobPut(w http.ResponseWriter, r *http.Request) error {
 	l, err := s.uploadLinkAccess(r)
 	if err != nil {

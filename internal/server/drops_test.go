@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"hash/crc32"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"coffer"
 	"coffer/api"
 	"coffer/format"
+	"coffer/internal/blobstore"
 )
 
 // uploadLinkOf seals an upload-only link to folder for u.
@@ -88,7 +91,7 @@ func TestUploadLink(t *testing.T) {
 
 	// Upload a blob and a drop; the blob is alice's and counts against her usage.
 	var put api.BlobPutResponse
-	if st, ae := e.call("POST", linkPath(fl, "/blobs"), tok, []byte("ciphertext of a visitor"), &put); st != 200 {
+	if st, ae := e.putBlob(linkPath(fl, ""), tok, []byte("ciphertext of a visitor"), &put); st != 200 {
 		t.Fatalf("link blob put: %d %+v", st, ae)
 	}
 	if b, err := e.srv.meta.Blob(t.Context(), put.Blob); err != nil || b.Owner != alice.acct {
@@ -103,6 +106,22 @@ func TestUploadLink(t *testing.T) {
 	st, ae = e.call("POST", linkPath(fl, "/drops"), tok, api.DropCreateRequest{Drop: drop, Blobs: []coffer.BlobID{put.Blob}}, nil)
 	wantErr(t, st, ae, http.StatusConflict, api.CodeExists)
 	bobBlob, _, _ := bob.upload([]byte("bob's"))
+	// Link uploads are checked like account uploads: a body that does not match its CRC-32C, or
+	// another account's blob ID, is refused and stores nothing.
+	junk := []byte("corrupted in transfer")
+	st, ae = e.putBlobAs(linkPath(fl, ""), tok, sha256.Sum256(junk), api.FormatCRC32C(crc32.Checksum(junk, blobstore.CRC32C)^1), junk, nil)
+	wantErr(t, st, ae, 400, api.CodeBadRequest)
+	if !strings.Contains(ae.Message, "CRC-32C") {
+		t.Errorf("CRC mismatch through a link: message %q does not name the check", ae.Message)
+	}
+	st, ae = e.putBlobAs(linkPath(fl, ""), tok, bobBlob.Blob, crcOf(junk), junk, nil)
+	wantErr(t, st, ae, http.StatusConflict, api.CodeExists)
+	if _, err := e.blobs.Stat(t.Context(), sha256.Sum256(junk)); !errors.Is(err, coffer.ErrNotFound) {
+		t.Errorf("a refused link upload left bytes: %v", err)
+	}
+	if got := readStored(t, e, bobBlob.Blob); string(got) != "bob's" {
+		t.Errorf("bob's blob after a link upload claiming its ID: %q", got)
+	}
 	st, ae = e.call("POST", linkPath(fl, "/drops"), tok, api.DropCreateRequest{Drop: alice.sealTestDrop(fl, keys, put.Blob, 7), Blobs: []coffer.BlobID{bobBlob.Blob}}, nil)
 	wantErr(t, st, ae, 400, api.CodeBadRequest)
 	// Garbage, and a drop addressed to another account.
@@ -121,7 +140,7 @@ func TestUploadLink(t *testing.T) {
 		t.Fatalf("create read link: %d %+v", st, ae)
 	}
 	_, _, rresp := e.open(rfl, rkeys)
-	st, ae = e.call("POST", linkPath(rfl, "/blobs"), rresp.Token, []byte("x"), nil)
+	st, ae = e.putBlob(linkPath(rfl, ""), rresp.Token, []byte("x"), nil)
 	wantErr(t, st, ae, http.StatusForbidden, api.CodeForbidden)
 
 	// The owner lists and deletes; others see nothing.
@@ -149,7 +168,7 @@ func TestUploadLink(t *testing.T) {
 	}
 	st, ae = e.call("POST", linkPath(fl, "/drops"), tok, api.DropCreateRequest{Drop: alice.sealTestDrop(fl, keys, put.Blob, 7)}, nil)
 	wantErr(t, st, ae, http.StatusGone, api.CodeGone)
-	st, ae = e.call("POST", linkPath(fl, "/blobs"), tok, []byte("more"), nil)
+	st, ae = e.putBlob(linkPath(fl, ""), tok, []byte("more"), nil)
 	wantErr(t, st, ae, http.StatusGone, api.CodeGone)
 
 	if st, _ := e.call("DELETE", "/v1/drops/"+list.Drops[0].ID, alice.token, nil, nil); st != 204 {
@@ -179,7 +198,7 @@ func TestUploadLink(t *testing.T) {
 	if st, _ := e.call("DELETE", "/v1/links/"+hex.EncodeToString(fl2.ID[:]), alice.token, nil, nil); st != 204 {
 		t.Fatal("revoke")
 	}
-	st, ae = e.call("POST", linkPath(fl2, "/blobs"), r2.Token, []byte("x"), nil)
+	st, ae = e.putBlob(linkPath(fl2, ""), r2.Token, []byte("x"), nil)
 	wantErr(t, st, ae, http.StatusGone, api.CodeGone)
 }
 
@@ -193,7 +212,7 @@ func TestUploadLinkQuota(t *testing.T) {
 		t.Fatal("create")
 	}
 	_, _, resp := e.open(fl, keys)
-	st, ae := e.call("POST", linkPath(fl, "/blobs"), resp.Token, make([]byte, 101), nil)
+	st, ae := e.putBlob(linkPath(fl, ""), resp.Token, make([]byte, 101), nil)
 	wantErr(t, st, ae, http.StatusInsufficientStorage, api.CodeQuota)
 	// A drop record bigger than the quota left.
 	st, ae = e.call("POST", linkPath(fl, "/drops"), resp.Token, api.DropCreateRequest{Drop: alice.sealTestDrop(fl, keys, coffer.BlobID{1}, 7)}, nil)
@@ -221,7 +240,7 @@ func TestChangeStreamAnnouncesDrops(t *testing.T) {
 	}()
 	_, _, resp := e.open(fl, keys)
 	var put api.BlobPutResponse
-	e.call("POST", linkPath(fl, "/blobs"), resp.Token, []byte("ciphertext"), &put)
+	e.putBlob(linkPath(fl, ""), resp.Token, []byte("ciphertext"), &put)
 	if st, ae := e.call("POST", linkPath(fl, "/drops"), resp.Token, api.DropCreateRequest{Drop: alice.sealTestDrop(fl, keys, put.Blob, 7), Blobs: []coffer.BlobID{put.Blob}}, nil); st != 200 {
 		t.Fatalf("drop: %d %+v", st, ae)
 	}

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,6 +24,7 @@ import (
 	"coffer"
 	"coffer/api"
 	"coffer/format"
+	"coffer/internal/blobstore"
 	"coffer/internal/blobstore/disk"
 	"coffer/internal/metastore/sqlite"
 	"coffer/tree"
@@ -109,7 +112,7 @@ func newEnvBlobs(t testing.TB, blobDir string, mods ...func(*Config)) *env {
 }
 
 // request sends body (nil, []byte sent raw, or a value sent as JSON) and returns the response.
-func (e *env) request(method, path, token string, body any) *http.Response {
+func (e *env) request(method, path, token string, body any, hdr ...http.Header) *http.Response {
 	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -130,6 +133,11 @@ func (e *env) request(method, path, token string, body any) *http.Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	for _, h := range hdr {
+		for k, v := range h {
+			req.Header[k] = v
+		}
+	}
 	resp, err := e.ts.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -138,9 +146,9 @@ func (e *env) request(method, path, token string, body any) *http.Response {
 }
 
 // call is request plus decoding: out on 2xx, api.Error otherwise.
-func (e *env) call(method, path, token string, in, out any) (int, api.Error) {
+func (e *env) call(method, path, token string, in, out any, hdr ...http.Header) (int, api.Error) {
 	e.t.Helper()
-	resp := e.request(method, path, token, in)
+	resp := e.request(method, path, token, in, hdr...)
 	defer resp.Body.Close()
 	var ae api.Error
 	if resp.StatusCode >= 300 {
@@ -451,8 +459,28 @@ func (u *user) loginWith(password []byte, device string) (api.LoginResponse, int
 func (u *user) upload(data []byte) (api.BlobPutResponse, int, api.Error) {
 	u.e.t.Helper()
 	var resp api.BlobPutResponse
-	st, ae := u.e.call("POST", "/v1/trees/"+u.tree().String()+"/blobs", u.token, data, &resp)
+	st, ae := u.e.putBlob("/v1/trees/"+u.tree().String(), u.token, data, &resp)
 	return resp, st, ae
+}
+
+// putBlob uploads data as an honest client does: PUT prefix/blobs/<its SHA-256> with its CRC-32C.
+// prefix is /v1/trees/{tree} or /v1/links/{link}.
+func (e *env) putBlob(prefix, token string, data []byte, out any) (int, api.Error) {
+	e.t.Helper()
+	return e.putBlobAs(prefix, token, sha256.Sum256(data), crcOf(data), data, out)
+}
+
+// crcOf is the Coffer-CRC32C header value of data.
+func crcOf(data []byte) string { return api.FormatCRC32C(crc32.Checksum(data, blobstore.CRC32C)) }
+
+// putBlobAs uploads data under the given ID and Coffer-CRC32C header value ("" leaves it out).
+func (e *env) putBlobAs(prefix, token string, id coffer.BlobID, crc string, data []byte, out any) (int, api.Error) {
+	e.t.Helper()
+	h := http.Header{}
+	if crc != "" {
+		h.Set(api.HeaderCRC32C, crc)
+	}
+	return e.call("PUT", prefix+"/blobs/"+id.String(), token, data, out, h)
 }
 
 // listing is a parsed folder listing.

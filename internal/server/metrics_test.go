@@ -59,11 +59,11 @@ func TestMetrics(t *testing.T) {
 	}
 	m := scrape(t, e)
 	for name, want := range map[string]float64{
-		`coffer_http_requests_total{route="POST /v1/signup",code="200"}`:              1,
-		`coffer_http_requests_total{route="POST /v1/trees/{tree}/blobs",code="200"}`:  1,
-		`coffer_http_requests_total{route="POST /v1/trees/{tree}/commit",code="200"}`: 1,
-		`coffer_http_requests_total{route="unmatched",code="404"}`:                    1,
-		`coffer_http_requests_total{route="GET /v1/account",code="401"}`:              1,
+		`coffer_http_requests_total{route="POST /v1/signup",code="200"}`:                 1,
+		`coffer_http_requests_total{route="PUT /v1/trees/{tree}/blobs/{id}",code="200"}`: 1,
+		`coffer_http_requests_total{route="POST /v1/trees/{tree}/commit",code="200"}`:    1,
+		`coffer_http_requests_total{route="unmatched",code="404"}`:                       1,
+		`coffer_http_requests_total{route="GET /v1/account",code="401"}`:                 1,
 		`coffer_commits_total`:        2,
 		`coffer_blob_puts_total`:      1,
 		`coffer_blob_put_bytes_total`: 3000,

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -56,8 +57,8 @@ type MigrateConfig struct {
 }
 
 // Migrate copies everything a server stores from one pair of stores to another (e.g. SQLite and
-// disk to PostgreSQL and S3): blob bytes first (streamed; the destination store checks each
-// blob's SHA-256 against its ID as it writes), then every table of MigrateTables. It is
+// disk to PostgreSQL and S3): blob bytes first (streamed; each blob's SHA-256 is checked against
+// its ID before it is copied), then every table of MigrateTables. It is
 // resumable: blobs already present with the right size and rows already present are skipped, so
 // an interrupted run can simply be started again. It ends with a verification pass: per table,
 // row counts and an order-independent digest of the rows must match between source and
@@ -242,25 +243,53 @@ feed:
 // final fsck of the destination.
 var errMissingBlob = errors.New("missing in the source")
 
-// copyBlob copies one blob unless the destination has it with the right size already.
+// copyBlob copies one blob unless the destination has it with the right size already. Stores do
+// not hash what they store, so it reads the source twice: first to check that the bytes hash to
+// the blob's ID (a corrupt source blob is an error wrapping coffer.ErrCorrupt) and compute their
+// CRC-32C, then to copy them under that CRC, which the destination checks.
 func copyBlob(ctx context.Context, from, to blobstore.Store, b metastore.BlobInfo) (bool, error) {
 	if n, err := to.Stat(ctx, b.ID); err == nil && n == b.Size {
 		return false, nil
-	} else if err != nil && !errors.Is(err, coffer.ErrNotFound) {
+	} else if err == nil {
+		// Something else is stored under the ID (stores never replace a blob): remove it.
+		if err := to.Delete(ctx, b.ID); err != nil {
+			return false, fmt.Errorf("server: migrate: blob %v: destination: %w", b.ID, err)
+		}
+	} else if !errors.Is(err, coffer.ErrNotFound) {
 		return false, fmt.Errorf("server: migrate: blob %v: destination: %w", b.ID, err)
 	}
-	rc, err := from.Get(ctx, b.ID, 0, -1)
-	if errors.Is(err, coffer.ErrNotFound) {
-		return false, errMissingBlob
+	h, c := sha256.New(), crc32.New(blobstore.CRC32C)
+	if err := readBlob(ctx, from, b.ID, io.MultiWriter(h, c)); err != nil {
+		return false, err
 	}
+	if coffer.BlobID(h.Sum(nil)) != b.ID {
+		return false, fmt.Errorf("server: migrate: blob %v: the source's bytes do not hash to the ID: %w", b.ID, coffer.ErrCorrupt)
+	}
+	rc, err := from.Get(ctx, b.ID, 0, -1)
 	if err != nil {
 		return false, fmt.Errorf("server: migrate: blob %v: source: %w", b.ID, err)
 	}
 	defer rc.Close()
-	if _, err := to.Put(ctx, b.ID, rc, b.Size); err != nil {
+	if _, err := to.Put(ctx, b.ID, rc, b.Size, c.Sum32()); err != nil {
 		return false, fmt.Errorf("server: migrate: blob %v: %w", b.ID, err)
 	}
 	return true, nil
+}
+
+// readBlob copies a whole blob of from into w; errMissingBlob if from lacks it.
+func readBlob(ctx context.Context, from blobstore.Store, id coffer.BlobID, w io.Writer) error {
+	rc, err := from.Get(ctx, id, 0, -1)
+	if errors.Is(err, coffer.ErrNotFound) {
+		return errMissingBlob
+	}
+	if err != nil {
+		return fmt.Errorf("server: migrate: blob %v: source: %w", id, err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil {
+		return fmt.Errorf("server: migrate: blob %v: source: %w", id, err)
+	}
+	return nil
 }
 
 // copyTable streams table from src into dst in batches.

@@ -227,8 +227,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/users/{username}/keys", s.authed(s.handleUserKeys))
 
 	// Blobs (blobs.go).
-	mux.Handle("POST /v1/trees/{tree}/blobs", s.authed(s.handleBlobPut))
-	mux.Handle("PUT /v1/trees/{tree}/blobs", s.authed(s.handleBlobPut))
+	mux.Handle("PUT /v1/trees/{tree}/blobs/{id}", s.authed(s.handleBlobPut))
 	mux.Handle("POST /v1/blobs/check", s.authed(s.handleBlobCheck))
 	mux.Handle("GET /v1/blobs/{id}", s.authed(s.handleBlobGet))
 

@@ -187,7 +187,7 @@ func testShareMembersAccess(t *testing.T, e *env) {
 	req, _ := st.as(bob).build(st.folder(st.root, "by bob"))
 	code, ae, _ = st.post(req)
 	wantErr(t, code, ae, 403, api.CodeForbidden)
-	code, ae = e.call("POST", "/v1/trees/"+tree.String()+"/blobs", bob.token, []byte("bob data"), nil)
+	code, ae = e.putBlob("/v1/trees/"+tree.String(), bob.token, []byte("bob data"), nil)
 	wantErr(t, code, ae, 403, api.CodeForbidden)
 	req, _ = st.as(alice).build(st.folder(st.root, "signed by alice, sent by carol"))
 	st.token = carol.token
@@ -196,7 +196,7 @@ func testShareMembersAccess(t *testing.T, e *env) {
 
 	// Carol's upload counts against alice's quota.
 	var put api.BlobPutResponse
-	if code, ae := e.call("POST", "/v1/trees/"+tree.String()+"/blobs", carol.token, bytes.Repeat([]byte{1}, 800), &put); code != 200 {
+	if code, ae := e.putBlob("/v1/trees/"+tree.String(), carol.token, bytes.Repeat([]byte{1}, 800), &put); code != 200 {
 		t.Fatalf("carol upload: %d %s", code, ae.Message)
 	}
 	var usage api.UsageResponse
@@ -208,7 +208,7 @@ func testShareMembersAccess(t *testing.T, e *env) {
 	if usage.Used != 0 {
 		t.Fatalf("carol used %d, want 0", usage.Used)
 	}
-	code, ae = e.call("POST", "/v1/trees/"+tree.String()+"/blobs", carol.token, bytes.Repeat([]byte{2}, 300), nil)
+	code, ae = e.putBlob("/v1/trees/"+tree.String(), carol.token, bytes.Repeat([]byte{2}, 300), nil)
 	wantErr(t, code, ae, 507, api.CodeQuota)
 
 	var check api.BlobsResponse

@@ -15,7 +15,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
+	"hash/crc32"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -43,8 +43,9 @@ func Run(t *testing.T, newStore func(t *testing.T) blobstore.Store) {
 		{"PutGetStatDelete", testPutGetStatDelete},
 		{"EmptyBlob", testEmptyBlob},
 		{"RePutIsIdempotent", testRePut},
-		{"PutWithMatchingID", testPutMatchingID},
-		{"WrongIDStoresNothing", testWrongID},
+		{"PutOfExistingIDKeepsFirstBytes", testNoOverwrite},
+		{"ConcurrentPutsOfOneIDStoreOneWhole", testConcurrentSameIDDifferentBytes},
+		{"WrongCRCStoresNothing", testWrongCRC},
 		{"ShortReaderStoresNothing", testShortReader},
 		{"LongReaderStoresNothing", testLongReader},
 		{"NegativeSize", testNegativeSize},
@@ -74,16 +75,28 @@ func data(seed uint64, n int) []byte {
 	return b
 }
 
+// crc is the CRC-32C of b.
+func crc(b []byte) uint32 { return crc32.Checksum(b, blobstore.CRC32C) }
+
+// put stores b under its SHA-256 (named by the caller, as the server's clients do) and checks
+// that it was not stored before.
 func put(t *testing.T, s blobstore.Store, b []byte) coffer.BlobID {
 	t.Helper()
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id := coffer.BlobID(sha256.Sum256(b))
+	created, err := s.Put(t.Context(), id, bytes.NewReader(b), int64(len(b)), crc(b))
 	if err != nil {
 		t.Fatalf("Put(%d bytes): %v", len(b), err)
 	}
-	if want := coffer.BlobID(sha256.Sum256(b)); id != want {
-		t.Fatalf("Put returned ID %s, want SHA-256 %s", id, want)
+	if !created {
+		t.Fatalf("Put of new blob %s reported it stored already", id)
 	}
 	return id
+}
+
+// putAs stores b under id, which need not be b's hash: the store does not hash.
+func putAs(t *testing.T, s blobstore.Store, id coffer.BlobID, b []byte) (bool, error) {
+	t.Helper()
+	return s.Put(t.Context(), id, bytes.NewReader(b), int64(len(b)), crc(b))
 }
 
 func get(t *testing.T, s blobstore.Store, id coffer.BlobID, off, n int64) []byte {
@@ -178,11 +191,11 @@ func testEmptyBlob(t *testing.T, s blobstore.Store) {
 func testRePut(t *testing.T, s blobstore.Store) {
 	b := data(2, 5000)
 	id := put(t, s, b)
-	id2, err := s.Put(t.Context(), id, bytes.NewReader(b), int64(len(b)))
-	if err != nil || id2 != id {
-		t.Fatalf("second Put = %s, %v; want %s, nil", id2, err, id)
+	for i := range 2 {
+		if created, err := putAs(t, s, id, b); err != nil || created {
+			t.Fatalf("Put #%d of a stored blob = %v, %v; want false, nil", i+2, created, err)
+		}
 	}
-	put(t, s, b)
 	if got := get(t, s, id, 0, -1); !bytes.Equal(got, b) {
 		t.Fatal("content changed after re-put")
 	}
@@ -191,50 +204,112 @@ func testRePut(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testPutMatchingID(t *testing.T, s blobstore.Store) {
-	b := data(3, 777)
-	want := coffer.BlobID(sha256.Sum256(b))
-	id, err := s.Put(t.Context(), want, bytes.NewReader(b), int64(len(b)))
-	if err != nil || id != want {
-		t.Fatalf("Put with matching id = %s, %v; want %s, nil", id, err, want)
+// testNoOverwrite: the store trusts the caller's ID, so a Put of other bytes under a stored ID
+// (a lying or broken uploader) must leave the stored blob exactly as it was, whatever the new
+// bytes' length, and say it did not store them.
+func testNoOverwrite(t *testing.T, s blobstore.Store) {
+	first := data(3, 50_000)
+	id := put(t, s, first)
+	for _, other := range [][]byte{data(30, 50_000), data(31, 70_000), data(32, 10), first[:49_999]} {
+		created, err := putAs(t, s, id, other)
+		if err != nil || created {
+			t.Fatalf("Put of %d other bytes under stored blob %s = %v, %v; want false, nil", len(other), id, created, err)
+		}
+		if got := get(t, s, id, 0, -1); !bytes.Equal(got, first) {
+			t.Fatalf("Put of %d other bytes under a stored ID changed the blob (now %d bytes)", len(other), len(got))
+		}
+		if n, err := s.Stat(t.Context(), id); err != nil || n != int64(len(first)) {
+			t.Fatalf("Stat after the other Put = %d, %v; want %d", n, err, len(first))
+		}
+	}
+	if got := list(t, s); len(got) != 1 || got[id] != int64(len(first)) {
+		t.Fatalf("List = %v, want just %s of %d bytes", got, id, len(first))
 	}
 }
 
-func testWrongID(t *testing.T, s blobstore.Store) {
-	b := data(4, 4096)
-	claimed := coffer.BlobID(sha256.Sum256([]byte("something else")))
-	_, err := s.Put(t.Context(), claimed, bytes.NewReader(b), int64(len(b)))
-	if !errors.Is(err, coffer.ErrCorrupt) {
-		t.Fatalf("Put with wrong id = %v, want ErrCorrupt", err)
+// testConcurrentSameIDDifferentBytes: Puts of different bytes under one new ID race; at most one
+// reports that it stored its bytes, and the blob is then entirely that Put's bytes, never a mix
+// and never replaced by a later one.
+func testConcurrentSameIDDifferentBytes(t *testing.T, s blobstore.Store) {
+	const n = 6
+	id := coffer.BlobID(sha256.Sum256([]byte("one contested id")))
+	contents := make([][]byte, n)
+	for i := range contents {
+		contents[i] = data(uint64(300+i), 200_000+i*1000)
 	}
-	assertAbsent(t, s, claimed)
-	assertAbsent(t, s, sha256.Sum256(b))
+	created := make([]bool, n)
+	var wg sync.WaitGroup
+	for i, b := range contents {
+		wg.Go(func() {
+			c, err := putAs(t, s, id, b)
+			if err != nil {
+				t.Errorf("concurrent Put #%d: %v", i, err)
+			}
+			created[i] = c
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, c := range created {
+		if c {
+			if winner >= 0 {
+				t.Fatalf("concurrent Puts #%d and #%d of one ID both report they stored their bytes", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no concurrent Put of a new ID reports it stored its bytes")
+	}
+	if got := get(t, s, id, 0, -1); !bytes.Equal(got, contents[winner]) {
+		t.Fatalf("the blob (%d bytes) is not the bytes of the Put that stored it (#%d, %d bytes)", len(got), winner, len(contents[winner]))
+	}
+}
+
+func testWrongCRC(t *testing.T, s blobstore.Store) {
+	for _, b := range [][]byte{data(4, 4096), data(40, 1), data(41, 3<<20)} {
+		id := coffer.BlobID(sha256.Sum256(b))
+		for _, bad := range []uint32{crc(b) ^ 1, crc(b[:len(b)-1]), 0} {
+			_, err := s.Put(t.Context(), id, bytes.NewReader(b), int64(len(b)), bad)
+			if !errors.Is(err, coffer.ErrCorrupt) {
+				t.Fatalf("Put of %d bytes with CRC %08x (theirs: %08x) = %v, want ErrCorrupt", len(b), bad, crc(b), err)
+			}
+			assertAbsent(t, s, id)
+		}
+	}
+	// An empty blob's CRC is 0.
+	if _, err := s.Put(t.Context(), coffer.BlobID{1}, bytes.NewReader(nil), 0, 1); !errors.Is(err, coffer.ErrCorrupt) {
+		t.Fatalf("Put of 0 bytes with CRC 1 = %v, want ErrCorrupt", err)
+	}
 	assertEmpty(t, s)
 }
 
 func testShortReader(t *testing.T, s blobstore.Store) {
 	b := data(5, 10_000)
-	_, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b[:9_999]), int64(len(b)))
+	id := coffer.BlobID(sha256.Sum256(b))
+	// The CRC of the bytes the reader does yield, so that only the length is wrong.
+	_, err := s.Put(t.Context(), id, bytes.NewReader(b[:9_999]), int64(len(b)), crc(b[:9_999]))
 	if !errors.Is(err, coffer.ErrCorrupt) {
 		t.Fatalf("Put with short reader = %v, want ErrCorrupt", err)
 	}
-	assertAbsent(t, s, sha256.Sum256(b[:9_999]))
+	assertAbsent(t, s, id)
 	assertEmpty(t, s)
 }
 
 func testLongReader(t *testing.T, s blobstore.Store) {
 	b := data(6, 10_000)
-	_, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)-1))
+	id := coffer.BlobID(sha256.Sum256(b[:len(b)-1]))
+	// The CRC of the declared bytes, so that only the extra byte is wrong.
+	_, err := s.Put(t.Context(), id, bytes.NewReader(b), int64(len(b)-1), crc(b[:len(b)-1]))
 	if !errors.Is(err, coffer.ErrCorrupt) {
 		t.Fatalf("Put with long reader = %v, want ErrCorrupt", err)
 	}
-	assertAbsent(t, s, sha256.Sum256(b[:len(b)-1]))
-	assertAbsent(t, s, sha256.Sum256(b))
+	assertAbsent(t, s, id)
 	assertEmpty(t, s)
 }
 
 func testNegativeSize(t *testing.T, s blobstore.Store) {
-	_, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(nil), -1)
+	_, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(nil), -1, 0)
 	if err == nil {
 		t.Fatal("Put with size -1 succeeded")
 	}
@@ -260,7 +335,7 @@ func (r *failingReader) Read(p []byte) (int, error) {
 func testReaderError(t *testing.T, s blobstore.Store) {
 	b := data(7, 3<<20)
 	boom := errors.New("connection reset by test")
-	_, err := s.Put(t.Context(), coffer.BlobID{}, &failingReader{b: b, n: 1 << 20, err: boom}, int64(len(b)))
+	_, err := s.Put(t.Context(), sha256.Sum256(b), &failingReader{b: b, n: 1 << 20, err: boom}, int64(len(b)), crc(b))
 	if err == nil {
 		t.Fatal("Put from a failing reader succeeded")
 	}
@@ -291,7 +366,7 @@ func testCancelMidPut(t *testing.T, s blobstore.Store) {
 	b := data(8, 2<<20)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	_, err := s.Put(ctx, coffer.BlobID{}, &cancelReader{r: bytes.NewReader(b), cancel: cancel}, int64(len(b)))
+	_, err := s.Put(ctx, sha256.Sum256(b), &cancelReader{r: bytes.NewReader(b), cancel: cancel}, int64(len(b)), crc(b))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Put cancelled midway = %v, want context.Canceled", err)
 	}
@@ -302,12 +377,15 @@ func testCancelMidPut(t *testing.T, s blobstore.Store) {
 func testFailedRePutKeepsBlob(t *testing.T, s blobstore.Store) {
 	b := data(9, 50_000)
 	id := put(t, s, b)
-	if _, err := s.Put(t.Context(), id, bytes.NewReader(b[:100]), int64(len(b))); !errors.Is(err, coffer.ErrCorrupt) {
+	if _, err := s.Put(t.Context(), id, bytes.NewReader(b[:100]), int64(len(b)), crc(b)); !errors.Is(err, coffer.ErrCorrupt) {
 		t.Fatalf("short re-put = %v, want ErrCorrupt", err)
 	}
-	other := data(10, 50_000)
-	if _, err := s.Put(t.Context(), id, bytes.NewReader(other), int64(len(other))); !errors.Is(err, coffer.ErrCorrupt) {
-		t.Fatalf("re-put of other content under the id = %v, want ErrCorrupt", err)
+	if _, err := s.Put(t.Context(), id, bytes.NewReader(b), int64(len(b)), crc(b)^1); !errors.Is(err, coffer.ErrCorrupt) {
+		t.Fatalf("re-put with a wrong CRC = %v, want ErrCorrupt", err)
+	}
+	boom := errors.New("reader broke")
+	if _, err := s.Put(t.Context(), id, &failingReader{b: b, n: 100, err: boom}, int64(len(b)), crc(b)); !errors.Is(err, boom) {
+		t.Fatalf("re-put from a failing reader = %v, want its error", err)
 	}
 	if got := get(t, s, id, 0, -1); !bytes.Equal(got, b) {
 		t.Fatal("a failed re-put changed the stored blob")
@@ -399,13 +477,16 @@ func testConcurrentSame(t *testing.T, s blobstore.Store) {
 	b := data(12, 300_000)
 	want := coffer.BlobID(sha256.Sum256(b))
 	const n = 8
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		stored atomic.Int32
+	)
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
-			if err == nil && id != want {
-				err = fmt.Errorf("got id %s, want %s", id, want)
+			created, err := s.Put(t.Context(), want, bytes.NewReader(b), int64(len(b)), crc(b))
+			if created {
+				stored.Add(1)
 			}
 			errs[i] = err
 		})
@@ -437,6 +518,9 @@ func testConcurrentSame(t *testing.T, s blobstore.Store) {
 			t.Errorf("concurrent Put #%d: %v", i, err)
 		}
 	}
+	if got := stored.Load(); got != 1 {
+		t.Errorf("%d of %d concurrent Puts of one new blob report they stored it, want 1", got, n)
+	}
 	if got := get(t, s, want, 0, -1); !bytes.Equal(got, b) {
 		t.Fatal("blob wrong after concurrent puts")
 	}
@@ -454,7 +538,7 @@ func testConcurrentDifferent(t *testing.T, s blobstore.Store) {
 	var wg sync.WaitGroup
 	for _, b := range blobs {
 		wg.Go(func() {
-			if _, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b))); err != nil {
+			if _, err := s.Put(t.Context(), sha256.Sum256(b), bytes.NewReader(b), int64(len(b)), crc(b)); err != nil {
 				t.Errorf("concurrent Put: %v", err)
 			}
 		})
@@ -484,14 +568,10 @@ func testConcurrentDifferent(t *testing.T, s blobstore.Store) {
 	assertEmpty(t, s)
 }
 
-// genReader yields n deterministic pseudo-random bytes without holding them, hashing as it goes.
+// genReader yields n deterministic pseudo-random bytes without holding them.
 type genReader struct {
 	r    *rand.ChaCha8
 	left int64
-	h    interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
 }
 
 func (g *genReader) Read(p []byte) (int, error) {
@@ -502,7 +582,6 @@ func (g *genReader) Read(p []byte) (int, error) {
 		p = p[:g.left]
 	}
 	n, _ := g.r.Read(p)
-	g.h.Write(p[:n])
 	g.left -= int64(n)
 	return n, nil
 }
@@ -516,15 +595,16 @@ const (
 )
 
 func testLarge(t *testing.T, s blobstore.Store) {
-	gen := &genReader{r: rand.NewChaCha8([32]byte{1, 2, 3}), left: largeSize, h: sha256.New()}
+	seed := [32]byte{1, 2, 3}
+	h, c := sha256.New(), crc32.New(blobstore.CRC32C)
+	if _, err := io.Copy(io.MultiWriter(h, c), &genReader{r: rand.NewChaCha8(seed), left: largeSize}); err != nil {
+		t.Fatal(err)
+	}
+	id := coffer.BlobID(h.Sum(nil))
 	growth := peakHeapGrowth(func() {
-		id, err := s.Put(t.Context(), coffer.BlobID{}, gen, largeSize)
-		if err != nil {
-			t.Errorf("Put of 20 MiB: %v", err)
-			return
-		}
-		if want := coffer.BlobID(gen.h.Sum(nil)); id != want {
-			t.Errorf("Put of 20 MiB returned %s, want %s", id, want)
+		created, err := s.Put(t.Context(), id, &genReader{r: rand.NewChaCha8(seed), left: largeSize}, largeSize, c.Sum32())
+		if err != nil || !created {
+			t.Errorf("Put of 20 MiB = %v, %v; want true, nil", created, err)
 		}
 	})
 	if t.Failed() {
@@ -533,7 +613,6 @@ func testLarge(t *testing.T, s blobstore.Store) {
 	if growth > maxHeapGrowth {
 		t.Errorf("Put of a 20 MiB blob grew the heap by %d bytes; want at most %d (stream, do not buffer)", growth, maxHeapGrowth)
 	}
-	id := coffer.BlobID(gen.h.Sum(nil))
 	if n, err := s.Stat(t.Context(), id); err != nil || n != largeSize {
 		t.Fatalf("Stat = %d, %v; want %d", n, err, largeSize)
 	}
@@ -610,4 +689,12 @@ func peakHeapGrowth(fn func()) uint64 {
 		return p - base
 	}
 	return 0
+}
+
+// PutBytes stores b in s under its SHA-256 with its CRC-32C, as the server does for a client that
+// names its blobs honestly, and returns the ID.
+func PutBytes(ctx context.Context, s blobstore.Store, b []byte) (coffer.BlobID, error) {
+	id := coffer.BlobID(sha256.Sum256(b))
+	_, err := s.Put(ctx, id, bytes.NewReader(b), int64(len(b)), crc32.Checksum(b, blobstore.CRC32C))
+	return id, err
 }

@@ -5,21 +5,21 @@
 //	blobs/ab/cd/abcd…(64 hex digits)   the blob whose ID starts with bytes 0xab 0xcd
 //	tmp/                               uploads in progress (emptied by New)
 //
-// A Put streams into a temporary file while hashing, fsyncs it, renames it into place and fsyncs
-// the directory, so a blob is either complete and durable or absent. On Linux the temporary file
-// is written with O_DIRECT (internal/directio): the request body is read straight into aligned
-// buffers, hashed there and written past the page cache, one buffer in flight while the next
-// fills. One process owns a
+// A Put streams into a temporary file while computing its CRC-32C, fsyncs it, links it into place
+// (never replacing a blob already there) and fsyncs the directory, so a blob is either complete and
+// durable or absent. On Linux the temporary file is written with O_DIRECT (internal/directio): the
+// request body is read straight into aligned buffers, checksummed there and written past the page
+// cache, one buffer in flight while the next fills. One process owns a
 // directory: New removes leftover temporary files, which would break a second process's
 // in-flight uploads.
 package disk
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -84,16 +84,24 @@ func (s *Store) path(id coffer.BlobID) (dir, file string) {
 }
 
 // Put implements blobstore.Store. Out-of-space errors wrap coffer.ErrUnavailable.
-func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64) (_ coffer.BlobID, err error) {
+//
+// A blob already in place is not written again: Put only reads r through to check its size and
+// CRC-32C. Otherwise it links the complete, fsynced temporary file to the blob's name, and
+// link(2), unlike rename(2), fails rather than replace a file another Put put there first.
+func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64, crc uint32) (_ bool, err error) {
 	if size < 0 {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: negative size %d: %w", size, coffer.ErrInvalid)
+		return false, fmt.Errorf("disk: put: negative size %d: %w", size, coffer.ErrInvalid)
 	}
 	if err := ctx.Err(); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+		return false, fmt.Errorf("disk: put: %w", err)
+	}
+	dir, final := s.path(id)
+	if _, err := os.Stat(final); err == nil {
+		return false, s.drain(ctx, id, r, size, crc)
 	}
 	f, err := os.CreateTemp(s.tmp, "put-*")
 	if err != nil {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: create temp file: %w", mapErr(err))
+		return false, fmt.Errorf("disk: put: create temp file: %w", mapErr(err))
 	}
 	tmpName := f.Name()
 	closed := false
@@ -101,78 +109,106 @@ func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int
 		if !closed {
 			f.Close()
 		}
-		if err != nil {
-			os.Remove(tmpName)
-		}
+		os.Remove(tmpName) // linked into place or failed: the temporary name goes either way
 	}()
 
-	h := sha256.New()
-	n, err := s.fill(ctx, f, h, io.LimitReader(r, size+1))
+	n, sum, err := s.fill(ctx, f, io.LimitReader(r, size+1))
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+			return false, fmt.Errorf("disk: put: %w", err)
 		}
-		return coffer.BlobID{}, fmt.Errorf("disk: put: copy: %w", mapErr(err))
+		return false, fmt.Errorf("disk: put: copy: %w", mapErr(err))
 	}
-	if n != size {
-		if n > size {
-			return coffer.BlobID{}, fmt.Errorf("disk: put: reader yielded more than the declared %d bytes: %w", size, coffer.ErrCorrupt)
-		}
-		return coffer.BlobID{}, fmt.Errorf("disk: put: reader yielded %d bytes, want %d: %w", n, size, coffer.ErrCorrupt)
-	}
-	var sum coffer.BlobID
-	h.Sum(sum[:0])
-	if !id.IsZero() && id != sum {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: blob %s: content hashes to %s: %w", id, sum, coffer.ErrCorrupt)
+	if err := check(id, n, size, sum, crc); err != nil {
+		return false, err
 	}
 	if err := f.Sync(); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: sync: %w", mapErr(err))
+		return false, fmt.Errorf("disk: put: sync: %w", mapErr(err))
 	}
 	closed = true
 	if err := f.Close(); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: close: %w", mapErr(err))
+		return false, fmt.Errorf("disk: put: close: %w", mapErr(err))
 	}
 	if err := ctx.Err(); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+		return false, fmt.Errorf("disk: put: %w", err)
 	}
 
-	dir, final := s.path(sum)
-	if _, err := os.Stat(final); err == nil {
-		os.Remove(tmpName) // already stored: the existing file is intact and durable
-		return sum, nil
-	}
 	_, known := s.made.Load(dir)
 	if !known {
 		if err := s.mkdirs(dir); err != nil {
-			return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+			return false, fmt.Errorf("disk: put: %w", err)
 		}
 		s.made.Store(dir, true)
 	}
-	err = os.Rename(tmpName, final)
+	err = os.Link(tmpName, final)
 	if known && errors.Is(err, fs.ErrNotExist) { // removed behind the store's back: make it again
 		s.made.Delete(dir)
 		if err = s.mkdirs(dir); err != nil {
-			return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+			return false, fmt.Errorf("disk: put: %w", err)
 		}
 		s.made.Store(dir, true)
-		err = os.Rename(tmpName, final)
+		err = os.Link(tmpName, final)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil // stored by a concurrent Put: that blob stays as it is
 	}
 	if err != nil {
-		return coffer.BlobID{}, fmt.Errorf("disk: put: rename: %w", mapErr(err))
+		return false, fmt.Errorf("disk: put: link: %w", mapErr(err))
 	}
 	if err := syncDir(dir); err != nil {
-		// The blob is complete and correct but maybe not durable, so the caller must not record
-		// it. It stays in place: a concurrent Put of the same blob may already have succeeded.
-		return coffer.BlobID{}, fmt.Errorf("disk: put: %w", err)
+		// The blob is complete but maybe not durable, so the caller must not record it. It stays
+		// in place: a concurrent Put of the same blob may already have returned.
+		return false, fmt.Errorf("disk: put: %w", err)
 	}
-	return sum, nil
+	return true, nil
 }
 
-// fill copies r to f (from its start) and into h, reading straight into the write buffers.
-func (s *Store) fill(ctx context.Context, f *os.File, h io.Writer, r io.Reader) (int64, error) {
+// check compares what a Put read (n bytes with CRC-32C sum) with what it was told.
+func check(id coffer.BlobID, n, size int64, sum, crc uint32) error {
+	switch {
+	case n > size:
+		return fmt.Errorf("disk: put: blob %s: reader yielded more than the declared %d bytes: %w", id, size, coffer.ErrCorrupt)
+	case n < size:
+		return fmt.Errorf("disk: put: blob %s: reader yielded %d bytes, want %d: %w", id, n, size, coffer.ErrCorrupt)
+	case sum != crc:
+		return fmt.Errorf("disk: put: blob %s: the bytes have CRC-32C %08x, want %08x: %w", id, sum, crc, coffer.ErrCorrupt)
+	}
+	return nil
+}
+
+// drain reads r through for a Put of a blob that is already stored, checking its size and CRC.
+func (s *Store) drain(ctx context.Context, id coffer.BlobID, r io.Reader, size int64, crc uint32) error {
+	buf := make([]byte, 256<<10) // rare (a re-upload): not worth a pool
+	lr := io.LimitReader(r, size+1)
+	var (
+		n   int64
+		sum uint32
+		err error
+	)
+	for err == nil {
+		if err = ctx.Err(); err != nil {
+			return fmt.Errorf("disk: put: %w", err)
+		}
+		var k int
+		k, err = lr.Read(buf)
+		sum = crc32.Update(sum, blobstore.CRC32C, buf[:k])
+		n += int64(k)
+	}
+	if !errors.Is(err, io.EOF) {
+		return fmt.Errorf("disk: put: read: %w", err)
+	}
+	return check(id, n, size, sum, crc)
+}
+
+// fill copies r to f (from its start), reading straight into the write buffers, and returns the
+// number of bytes and their CRC-32C.
+func (s *Store) fill(ctx context.Context, f *os.File, r io.Reader) (int64, uint32, error) {
 	w := directio.NewWriter(f, s.bufs)
-	var n int64
-	var err error
+	var (
+		n   int64
+		sum uint32
+		err error
+	)
 	for err == nil {
 		if err = ctx.Err(); err != nil {
 			break
@@ -181,7 +217,7 @@ func (s *Store) fill(ctx context.Context, f *os.File, h io.Writer, r io.Reader) 
 		var k int
 		k, err = r.Read(b)
 		if k > 0 {
-			h.Write(b[:k])
+			sum = crc32.Update(sum, blobstore.CRC32C, b[:k])
 			n += int64(k)
 			if werr := w.Commit(k); werr != nil {
 				err = werr
@@ -194,7 +230,7 @@ func (s *Store) fill(ctx context.Context, f *os.File, h io.Writer, r io.Reader) 
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	return n, err
+	return n, sum, err
 }
 
 // mkdirs creates blobs/ab/cd, fsyncing each parent in which it created an entry so that the new

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -67,7 +68,7 @@ func TestLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := []byte("layout")
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,25 +115,26 @@ func TestNewErrors(t *testing.T) {
 func TestFailedPutLeavesNoFiles(t *testing.T) {
 	s := newStore(t)
 	b := bytes.Repeat([]byte("x"), 100_000)
+	sum := crc32.Checksum(b, blobstore.CRC32C)
 	bad := []struct {
 		name string
-		id   coffer.BlobID
 		r    io.Reader
 		size int64
+		crc  uint32
 	}{
-		{"short", coffer.BlobID{}, bytes.NewReader(b[:10]), int64(len(b))},
-		{"long", coffer.BlobID{}, bytes.NewReader(b), 10},
-		{"wrong id", coffer.BlobID{1}, bytes.NewReader(b), int64(len(b))},
-		{"reader error", coffer.BlobID{}, io.MultiReader(bytes.NewReader(b[:500]), errReader{}), int64(len(b))},
+		{"short", bytes.NewReader(b[:10]), int64(len(b)), sum},
+		{"long", bytes.NewReader(b), 10, crc32.Checksum(b[:10], blobstore.CRC32C)},
+		{"wrong crc", bytes.NewReader(b), int64(len(b)), sum + 1},
+		{"reader error", io.MultiReader(bytes.NewReader(b[:500]), errReader{}), int64(len(b)), sum},
 	}
 	for _, tc := range bad {
-		if _, err := s.Put(t.Context(), tc.id, tc.r, tc.size); err == nil {
+		if _, err := s.Put(t.Context(), sha256.Sum256(b), tc.r, tc.size, tc.crc); err == nil {
 			t.Errorf("%s: Put succeeded", tc.name)
 		}
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := s.Put(ctx, coffer.BlobID{}, bytes.NewReader(b), int64(len(b))); !errors.Is(err, context.Canceled) {
+	if _, err := blobstoretest.PutBytes(ctx, s, b); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with cancelled ctx = %v", err)
 	}
 	if n := countFiles(t, s.blobs); n != 0 {
@@ -150,7 +152,7 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("boom") }
 func TestListSkipsForeignFiles(t *testing.T) {
 	s := newStore(t)
 	b := []byte("real")
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +184,7 @@ func TestListSkipsForeignFiles(t *testing.T) {
 func TestListCancelled(t *testing.T) {
 	s := newStore(t)
 	b := []byte("a blob")
-	if _, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b))); err != nil {
+	if _, err := blobstoretest.PutBytes(t.Context(), s, b); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -213,7 +215,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := bytes.Repeat([]byte{7}, 3<<20)
-	_, err = s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(big), int64(len(big)))
+	_, err = blobstoretest.PutBytes(t.Context(), s, big)
 	if !errors.Is(err, coffer.ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Put of 3 MiB into 2 MiB = %v, want ErrUnavailable wrapping ENOSPC", err)
 	}
@@ -221,7 +223,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("%d files left after the failed put", n)
 	}
 	small := bytes.Repeat([]byte{8}, 1<<20)
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(small), int64(len(small)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, small)
 	if err != nil {
 		t.Fatalf("Put of 1 MiB after freeing space: %v", err)
 	}
@@ -247,7 +249,7 @@ func BenchmarkPut4MiB(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for i := 0; b.Loop(); i++ {
 		data[0], data[1], data[2] = byte(i), byte(i>>8), byte(i>>16)
-		if _, err := s.Put(b.Context(), coffer.BlobID{}, bytes.NewReader(data), int64(len(data))); err != nil {
+		if _, err := blobstoretest.PutBytes(b.Context(), s, data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -265,7 +267,7 @@ func TestGetWriteTo(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 13)
 	}
-	id, err := s.Put(ctx, coffer.BlobID{}, bytes.NewReader(data), int64(len(data)))
+	id, err := blobstoretest.PutBytes(ctx, s, data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"coffer/internal/blobstore/blobstoretest"
 )
 
 // TestPutRecreatesRemovedDirectory: Put remembers the fan-out directories it made; if one is
@@ -18,7 +20,7 @@ func TestPutRecreatesRemovedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := []byte("a blob whose directory goes away")
-	id, err := s.Put(ctx, [32]byte{}, bytes.NewReader(data), int64(len(data)))
+	id, err := blobstoretest.PutBytes(ctx, s, data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func TestPutRecreatesRemovedDirectory(t *testing.T) {
 	if err := os.RemoveAll(filepath.Dir(dir)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(ctx, id, bytes.NewReader(data), int64(len(data))); err != nil {
+	if _, err := blobstoretest.PutBytes(ctx, s, data); err != nil {
 		t.Fatalf("Put after the directory was removed: %v", err)
 	}
 	rc, err := s.Get(ctx, id, 0, int64(len(data)))

@@ -122,8 +122,9 @@ func do[T any](ctx context.Context, s *store, op string, fn func() (T, error)) (
 	}
 }
 
-// Put implements blobstore.Store.
-func (s *store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64) (coffer.BlobID, error) {
+// Put implements blobstore.Store. A retried Put whose earlier attempt stored the blob after all
+// reports false (found stored), as the contract allows.
+func (s *store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64, crc uint32) (bool, error) {
 	seeker, ok := r.(io.Seeker)
 	var start int64
 	if ok {
@@ -133,17 +134,17 @@ func (s *store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int
 		}
 	}
 	if !ok {
-		return s.inner.Put(ctx, id, r, size)
+		return s.inner.Put(ctx, id, r, size, crc)
 	}
 	tries := 0
-	return do(ctx, s, "put", func() (coffer.BlobID, error) {
+	return do(ctx, s, "put", func() (bool, error) {
 		tries++
 		if tries > 1 {
 			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
-				return coffer.BlobID{}, fmt.Errorf("retry: put: rewind the reader: %w", err)
+				return false, fmt.Errorf("retry: put: rewind the reader: %w", err)
 			}
 		}
-		return s.inner.Put(ctx, id, r, size)
+		return s.inner.Put(ctx, id, r, size, crc)
 	})
 }
 

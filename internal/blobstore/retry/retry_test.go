@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"strings"
@@ -68,18 +69,18 @@ func (f *faulty) count(op string) int {
 	return f.calls[op]
 }
 
-func (f *faulty) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64) (coffer.BlobID, error) {
+func (f *faulty) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64, crc uint32) (bool, error) {
 	if !f.hit("put") {
-		return f.inner.Put(ctx, id, r, size)
+		return f.inner.Put(ctx, id, r, size, crc)
 	}
 	if f.after {
-		if _, err := f.inner.Put(ctx, id, r, size); err != nil {
-			return coffer.BlobID{}, err
+		if _, err := f.inner.Put(ctx, id, r, size, crc); err != nil {
+			return false, err
 		}
-		return coffer.BlobID{}, errInjected
+		return false, errInjected
 	}
 	io.CopyN(io.Discard, r, size/2)
-	return coffer.BlobID{}, errInjected
+	return false, errInjected
 }
 
 func (f *faulty) Get(ctx context.Context, id coffer.BlobID, off, n int64) (io.ReadCloser, error) {
@@ -186,12 +187,19 @@ func TestPutRewindsSeekableReader(t *testing.T) {
 			b := bytes.Repeat([]byte("0123456789"), 10_000)
 			r := bytes.NewReader(append([]byte("skip"), b...))
 			r.Seek(4, io.SeekStart) // Put must rewind to here, not to 0
-			id, err := s.Put(t.Context(), coffer.BlobID{}, r, int64(len(b)))
+			id := coffer.BlobID(sha256.Sum256(b))
+			created, err := s.Put(t.Context(), id, r, int64(len(b)), crc32.Checksum(b, blobstore.CRC32C))
 			if err != nil {
 				t.Fatalf("Put: %v", err)
 			}
-			if want := coffer.BlobID(sha256.Sum256(b)); id != want {
-				t.Fatalf("Put = %s, want %s", id, want)
+			// With after, the first failed attempt stored the blob: the retry finds it.
+			if created == after {
+				t.Errorf("Put reported created=%v, want %v", created, !after)
+			}
+			if got, err := s.Get(t.Context(), id, 0, -1); err != nil {
+				t.Fatal(err)
+			} else if all, _ := io.ReadAll(got); !bytes.Equal(all, b) {
+				t.Fatal("the stored blob differs from the bytes after the rewind")
 			}
 			if got := f.count("put"); got != 3 {
 				t.Errorf("inner Put called %d times, want 3", got)
@@ -204,7 +212,7 @@ func TestPutNotRetriedWithoutSeek(t *testing.T) {
 	f := newFaulty(t, map[string]int{"put": 1})
 	s := retry.New(f, fast(5))
 	b := []byte("cannot rewind me")
-	_, err := s.Put(t.Context(), coffer.BlobID{}, io.MultiReader(bytes.NewReader(b)), int64(len(b)))
+	_, err := s.Put(t.Context(), sha256.Sum256(b), io.MultiReader(bytes.NewReader(b)), int64(len(b)), crc32.Checksum(b, blobstore.CRC32C))
 	if !errors.Is(err, errInjected) {
 		t.Fatalf("Put = %v, want the injected error", err)
 	}
@@ -224,10 +232,10 @@ func TestPermanentErrorsNotRetried(t *testing.T) {
 		t.Fatalf("Get = %v", err)
 	}
 	b := []byte("content")
-	if _, err := s.Put(t.Context(), absent, bytes.NewReader(b), int64(len(b))); !errors.Is(err, coffer.ErrCorrupt) {
-		t.Fatalf("Put with a wrong id = %v", err)
+	if _, err := s.Put(t.Context(), absent, bytes.NewReader(b), int64(len(b)), 1); !errors.Is(err, coffer.ErrCorrupt) {
+		t.Fatalf("Put with a wrong CRC = %v", err)
 	}
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +285,7 @@ func TestGetResumesMidStream(t *testing.T) {
 	for i := range b {
 		b[i] = byte(i * 7)
 	}
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +338,7 @@ func TestListResumesWithoutDuplicates(t *testing.T) {
 	var want []coffer.BlobID
 	for i := range 20 {
 		b := []byte(fmt.Sprint("blob ", i))
-		id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+		id, err := blobstoretest.PutBytes(t.Context(), s, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +370,7 @@ func TestListCallbackErrorNotRetried(t *testing.T) {
 	f := newFaulty(t, nil)
 	s := retry.New(f, fast(4))
 	b := []byte("x")
-	if _, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), 1); err != nil {
+	if _, err := blobstoretest.PutBytes(t.Context(), s, b); err != nil {
 		t.Fatal(err)
 	}
 	mine := fmt.Errorf("callback: %w", coffer.ErrUnavailable)

@@ -1,15 +1,14 @@
 package s3_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"io"
 	"sync/atomic"
 	"testing"
 
-	"coffer"
 	"coffer/internal/blobstore"
+	"coffer/internal/blobstore/blobstoretest"
 	"coffer/internal/blobstore/disk"
 )
 
@@ -26,7 +25,7 @@ func BenchmarkPut4MiB(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				binary.LittleEndian.PutUint64(buf, uint64(i))
-				if _, err := s.Put(b.Context(), coffer.BlobID{}, bytes.NewReader(buf), benchBlob); err != nil {
+				if _, err := blobstoretest.PutBytes(b.Context(), s, buf); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -41,7 +40,7 @@ func BenchmarkGet4MiB(b *testing.B) {
 			s := benchStore(b, name)
 			buf := make([]byte, benchBlob)
 			rand.Read(buf)
-			id, err := s.Put(b.Context(), coffer.BlobID{}, bytes.NewReader(buf), benchBlob)
+			id, err := blobstoretest.PutBytes(b.Context(), s, buf)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -89,7 +88,7 @@ func BenchmarkPut4MiBParallel(b *testing.B) {
 				rand.Read(buf)
 				for pb.Next() {
 					binary.LittleEndian.PutUint64(buf, seq.Add(1))
-					if _, err := s.Put(b.Context(), coffer.BlobID{}, bytes.NewReader(buf), benchBlob); err != nil {
+					if _, err := blobstoretest.PutBytes(b.Context(), s, buf); err != nil {
 						b.Error(err)
 						return
 					}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"coffer"
+	"coffer/internal/blobstore/blobstoretest"
 	"coffer/internal/blobstore/retry"
 	"coffer/internal/blobstore/s3"
 )
@@ -118,7 +119,7 @@ func TestFaultsAreRetryable(t *testing.T) {
 
 	// Without the decorator, each fault is one ErrUnavailable.
 	proxy.set(map[string]int{"PUT": 1}, 0)
-	if _, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b))); !errors.Is(err, coffer.ErrUnavailable) {
+	if _, err := blobstoretest.PutBytes(t.Context(), s, b); !errors.Is(err, coffer.ErrUnavailable) {
 		t.Errorf("Put under SlowDown = %v, want ErrUnavailable", err)
 	}
 	proxy.set(map[string]int{"HEAD": 1}, 0)
@@ -138,7 +139,7 @@ func TestFaultsAreRetryable(t *testing.T) {
 		t.Errorf("Delete under SlowDown = %v, want ErrUnavailable", err)
 	}
 	proxy.set(nil, 0)
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestFaultsAreRetryable(t *testing.T) {
 	rand.Read(b2)
 	proxy.set(map[string]int{"PUT": 2}, 0)
 	putsBefore := proxy.count("PUT")
-	id2, err := rs.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b2), int64(len(b2)))
+	id2, err := blobstoretest.PutBytes(t.Context(), rs, b2)
 	if err != nil {
 		t.Fatalf("Put through retry: %v", err)
 	}

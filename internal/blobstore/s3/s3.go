@@ -4,29 +4,30 @@
 // Object keys, under the configured prefix:
 //
 //	blobs/ab/abcd…(64 hex digits)   the blob whose ID starts with byte 0xab
-//	tmp/<32 hex digits>             uploads in progress
+//	tmp/…                           uploads in progress of earlier versions (swept by New)
 //
 // The two-hex-digit fan-out keeps directory-backed servers (versitygw posix, MinIO on a file
 // system) from holding every blob in one directory and spreads AWS request-rate partitions; it
 // does not change the listing order, which is ascending by key and so by ID.
 //
-// # Put never makes a wrong blob visible
+// # Put never makes a wrong blob visible and never replaces one
 //
-// A blob's ID is only known once all its bytes have been read, and a Put that claims an ID must
-// not overwrite the good blob already stored under it. So Put streams the bytes, hashing them,
-// into a fresh temporary object (one PUT with the exact size, no buffering), then checks the
-// size and the SHA-256, and only then copies the temporary object to its final key with a
-// server-side copy (conditional on the temporary object's ETag, so the bytes copied are the bytes
-// hashed), and deletes the temporary object. A failed Put deletes its temporary object; one a
-// crashed process left behind is deleted by a later New once it is older than
-// Config.StaleTempAge. S3 writes and copies are atomic, so readers see a whole blob or none, and
-// the PUT or copy has succeeded (is durable) before Put returns nil.
+// Put is one conditional PUT straight to the blob's key, preceded by a HEAD: a blob already
+// stored is not uploaded again (Put only reads its reader through to check it). The PUT carries
+// If-None-Match: *, so S3 refuses it (412) if a concurrent Put stored the key in the meantime: a
+// stored blob is never replaced. The body is streamed with its exact size (no buffering) through
+// a reader that computes the CRC-32C and holds back the last bytes until it has checked them and
+// that the source ends there; on a mismatch it fails instead, so the PUT never completes and S3,
+// whose writes are atomic, stores nothing. That check needs nothing from the S3 server. Readers
+// see a whole blob or none, and the PUT has succeeded (is durable) before Put returns nil.
 //
-// The cost is three requests per Put (PUT, COPY, DELETE) and a server-side copy. A
-// single-request PUT straight to the final key would rely on the server honouring
-// x-amz-checksum-sha256 and If-None-Match, which not every S3-compatible server does.
+// The no-replace guarantee against a concurrent Put relies on the server honouring If-None-Match
+// on PUT (AWS S3, MinIO, versitygw and Ceph RGW do; the conformance suite checks it). On a server
+// that ignores it, only the HEAD protects a stored blob, which leaves a race between two Puts of
+// one ID with different bytes.
 //
-// Put is limited to 5 GiB, S3's single PUT and single copy limit (blobs are a few MiB).
+// Put is limited to 5 GiB, S3's single PUT limit (blobs are a few MiB). Earlier versions
+// uploaded into "<prefix>tmp/" first; New still deletes stale objects there (Config.StaleTempAge).
 //
 // # The bucket
 //
@@ -44,14 +45,13 @@ package s3
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
+	"hash/crc32"
 	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,9 +66,6 @@ import (
 
 // MaxBlobSize is the largest blob Put accepts: S3's limit for a single PUT and a single copy.
 const MaxBlobSize = 5 << 30
-
-// cleanupTimeout bounds the deletion of a temporary object after a failed or cancelled Put.
-const cleanupTimeout = 30 * time.Second
 
 // Store is a blobstore.Store on an S3 bucket. It is safe for concurrent use.
 type Store struct {
@@ -137,75 +134,71 @@ func (s *Store) key(id coffer.BlobID) string {
 }
 
 // Put implements blobstore.Store; see the package documentation for how it keeps wrong bytes
-// from ever being visible under an ID.
-func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64) (coffer.BlobID, error) {
+// from ever being visible under an ID and never replaces a stored blob.
+func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int64, crc uint32) (bool, error) {
 	if size < 0 {
-		return coffer.BlobID{}, fmt.Errorf("s3: put: negative size %d: %w", size, coffer.ErrInvalid)
+		return false, fmt.Errorf("s3: put: negative size %d: %w", size, coffer.ErrInvalid)
 	}
 	if size > MaxBlobSize {
-		return coffer.BlobID{}, fmt.Errorf("s3: put: size %d exceeds the %d-byte limit: %w", size, int64(MaxBlobSize), coffer.ErrInvalid)
+		return false, fmt.Errorf("s3: put: size %d exceeds the %d-byte limit: %w", size, int64(MaxBlobSize), coffer.ErrInvalid)
 	}
 	if err := ctx.Err(); err != nil {
-		return coffer.BlobID{}, fmt.Errorf("s3: put: %w", err)
+		return false, fmt.Errorf("s3: put: %w", err)
 	}
-	var rnd [16]byte
-	rand.Read(rnd[:])
-	tmp := s.tmp + hex.EncodeToString(rnd[:])
-	// From the PUT on, the temporary object may exist: remove it on every path, success included.
-	defer s.removeTemp(ctx, tmp)
-
-	hr := &hashReader{ctx: ctx, r: r, left: size, h: sha256.New()}
-	info, err := s.client.PutObject(ctx, s.cfg.Bucket, tmp, hr, size, minio.PutObjectOptions{
+	cr := &checkReader{ctx: ctx, r: r, left: size, want: crc}
+	key := s.key(id)
+	if _, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{}); err == nil {
+		return false, cr.finish(id) // stored already: only check what r holds
+	} else if err := mapErr(ctx, err); !errors.Is(err, coffer.ErrNotFound) {
+		return false, fmt.Errorf("s3: put: blob %s: %w", id, err)
+	}
+	opts := minio.PutObjectOptions{
 		DisableMultipart: true,
 		ContentType:      "application/octet-stream",
 		// An empty body with a streaming signature goes out as an HTTP chunked body that
 		// versitygw misparses (it answers a stray 400 on the connection). There is nothing to
 		// sign in an empty body anyway.
 		DisableContentSha256: size == 0,
-	})
-	n, short, rerr := hr.stop()
+	}
+	opts.SetMatchETagExcept("*") // If-None-Match: * — never replace a blob stored meanwhile
+	if size == 0 {
+		// The transport reads nothing from an empty body: check r before the PUT.
+		if err := cr.finish(id); err != nil {
+			return false, err
+		}
+		cr = &checkReader{ctx: ctx, r: strings.NewReader(""), done: true}
+	}
+	_, err := s.client.PutObject(ctx, s.cfg.Bucket, key, cr, size, opts)
+	res := cr.stop()
 	switch {
 	case ctx.Err() != nil:
-		return coffer.BlobID{}, fmt.Errorf("s3: put: %w", ctx.Err())
-	case rerr != nil:
-		return coffer.BlobID{}, fmt.Errorf("s3: put: read: %w", rerr)
-	case short:
-		return coffer.BlobID{}, fmt.Errorf("s3: put: reader yielded %d bytes, want %d: %w", n, size, coffer.ErrCorrupt)
+		return false, fmt.Errorf("s3: put: %w", ctx.Err())
+	case res.err != nil:
+		return false, fmt.Errorf("s3: put: read: %w", res.err)
+	case res.bad != nil:
+		return false, fmt.Errorf("s3: put: blob %s: %w", id, res.bad)
+	case isPreconditionFailed(err):
+		return false, cr.finish(id) // stored meanwhile by another Put
 	case err != nil:
-		return coffer.BlobID{}, fmt.Errorf("s3: put: upload: %w", mapErr(ctx, err))
-	case n != size:
-		return coffer.BlobID{}, fmt.Errorf("s3: put: upload consumed %d of %d bytes: %w", n, size, coffer.ErrUnavailable)
-	}
-	// The declared size must be the reader's whole content.
-	var one [1]byte
-	if k, err := io.ReadFull(r, one[:]); k > 0 {
-		return coffer.BlobID{}, fmt.Errorf("s3: put: reader yielded more than the declared %d bytes: %w", size, coffer.ErrCorrupt)
-	} else if err != io.EOF {
-		return coffer.BlobID{}, fmt.Errorf("s3: put: read: %w", err)
-	}
-	sum := hr.sum()
-	if !id.IsZero() && id != sum {
-		return coffer.BlobID{}, fmt.Errorf("s3: put: blob %s: content hashes to %s: %w", id, sum, coffer.ErrCorrupt)
-	}
-	src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: tmp, MatchETag: info.ETag}
-	dst := minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: s.key(sum)}
-	if _, err := s.client.CopyObject(ctx, dst, src); err != nil {
-		if ctx.Err() != nil {
-			return coffer.BlobID{}, fmt.Errorf("s3: put: %w", ctx.Err())
+		// A server refusing the conditional PUT early may close the connection while the body is
+		// still being sent, so the 412 is lost in a reset: if the key exists now, another Put
+		// stored it (or this one did after all, with the bytes checked above).
+		if _, serr := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{}); serr == nil {
+			return false, cr.finish(id)
 		}
-		return coffer.BlobID{}, fmt.Errorf("s3: put: blob %s: copy into place: %w", sum, mapErr(ctx, err))
+		return false, fmt.Errorf("s3: put: blob %s: upload: %w", id, mapErr(ctx, err))
+	case !res.done:
+		return false, fmt.Errorf("s3: put: blob %s: upload consumed %d of %d bytes: %w", id, res.n, size, coffer.ErrUnavailable)
 	}
-	return sum, nil
+	return true, nil
 }
 
-// removeTemp deletes a temporary upload object, even if ctx is already cancelled. A failure is
-// logged: the object is invisible to the Store API and a later SweepTemp deletes it.
-func (s *Store) removeTemp(ctx context.Context, key string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
-		s.log.Warn("s3: put: could not delete temporary object", "key", key, "err", err)
-	}
+// isPreconditionFailed reports S3's answer to a conditional PUT whose key exists (412), or that
+// lost a race with a concurrent conditional write of the key (409 ConditionalRequestConflict).
+func isPreconditionFailed(err error) bool {
+	var resp minio.ErrorResponse
+	return errors.As(err, &resp) && (resp.Code == "PreconditionFailed" || resp.Code == "ConditionalRequestConflict" ||
+		resp.StatusCode == http.StatusPreconditionFailed)
 }
 
 // SweepTemp deletes temporary upload objects last modified more than olderThan ago and returns
@@ -232,72 +225,132 @@ func (s *Store) SweepTemp(ctx context.Context, olderThan time.Duration) (int, er
 	return n, nil
 }
 
-// hashReader hands at most left bytes of r to the uploader, hashing them, and records how r
-// ended. The HTTP transport may still read the body after PutObject returns, so its state is
-// guarded and stop ends its use of r.
-type hashReader struct {
-	ctx context.Context
+// checkReader hands exactly left bytes of r to the uploader and holds back the last ones until
+// it has checked them: a Read that would complete the body first checks the CRC-32C and that r
+// ends there, and on a mismatch returns an error instead of those bytes. The uploader then never
+// sends a whole body, so S3 stores nothing: no wrong blob becomes visible, whether or not the S3
+// server checks anything. The HTTP transport may still read the body after PutObject returns, so
+// the state is guarded and stop ends its use of r.
+type checkReader struct {
+	ctx  context.Context
+	want uint32
 
 	mu      sync.Mutex
 	r       io.Reader
 	left    int64
 	n       int64
-	h       hash.Hash
-	short   bool  // r ended before left reached zero
+	sum     uint32
+	done    bool  // every byte was handed over, after the checks passed
+	bad     error // a failed check (wraps coffer.ErrCorrupt)
 	err     error // r's first error other than io.EOF
 	stopped bool
 }
 
-func (hr *hashReader) Read(p []byte) (int, error) {
-	hr.mu.Lock()
-	defer hr.mu.Unlock()
-	if hr.stopped {
+// checkResult is what stop reports.
+type checkResult struct {
+	n    int64
+	done bool
+	bad  error
+	err  error
+}
+
+func (cr *checkReader) Read(p []byte) (int, error) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.stopped {
 		return 0, errors.New("s3: upload body read after the upload ended")
 	}
-	if err := hr.ctx.Err(); err != nil {
+	return cr.read(p)
+}
+
+// read is Read with cr.mu held.
+func (cr *checkReader) read(p []byte) (int, error) {
+	if err := cr.ctx.Err(); err != nil {
 		return 0, err
 	}
-	if hr.err != nil {
-		return 0, hr.err
+	if cr.bad != nil {
+		return 0, cr.bad
 	}
-	if hr.left == 0 {
+	if cr.err != nil {
+		return 0, cr.err
+	}
+	if cr.left == 0 {
+		if !cr.done {
+			if err := cr.complete(); err != nil {
+				return 0, err
+			}
+		}
 		return 0, io.EOF
 	}
-	if int64(len(p)) > hr.left {
-		p = p[:hr.left]
+	if int64(len(p)) > cr.left {
+		p = p[:cr.left]
 	}
-	n, err := hr.r.Read(p)
-	hr.h.Write(p[:n])
-	hr.n += int64(n)
-	hr.left -= int64(n)
+	n, err := cr.r.Read(p)
+	cr.sum = crc32.Update(cr.sum, blobstore.CRC32C, p[:n])
+	cr.n += int64(n)
+	cr.left -= int64(n)
 	switch {
-	case err == io.EOF && hr.left > 0:
-		hr.short = true
-		return n, io.ErrUnexpectedEOF
+	case cr.left == 0:
+		if err := cr.complete(); err != nil {
+			return 0, err // hold these bytes back: the body stays incomplete
+		}
+		return n, nil
 	case err == io.EOF:
-		return n, io.EOF
+		cr.bad = fmt.Errorf("reader yielded %d bytes, want %d: %w", cr.n, cr.n+cr.left, coffer.ErrCorrupt)
+		return 0, cr.bad
 	case err != nil:
-		hr.err = err
-		return n, err
+		cr.err = err
+		return 0, err
 	}
 	return n, nil
 }
 
-// stop ends all further reads of r and reports how many bytes were read, whether r ended early,
-// and r's error.
-func (hr *hashReader) stop() (n int64, short bool, err error) {
-	hr.mu.Lock()
-	defer hr.mu.Unlock()
-	hr.stopped = true
-	return hr.n, hr.short, hr.err
+// complete checks, once all the declared bytes are read, that r ends there and that their CRC
+// is the wanted one.
+func (cr *checkReader) complete() error {
+	var one [1]byte
+	if k, err := io.ReadFull(cr.r, one[:]); k > 0 {
+		cr.bad = fmt.Errorf("reader yielded more than the declared %d bytes: %w", cr.n, coffer.ErrCorrupt)
+		return cr.bad
+	} else if err != io.EOF {
+		cr.err = err
+		return err
+	}
+	if cr.sum != cr.want {
+		cr.bad = fmt.Errorf("the bytes have CRC-32C %08x, want %08x: %w", cr.sum, cr.want, coffer.ErrCorrupt)
+		return cr.bad
+	}
+	cr.done = true
+	return nil
 }
 
-func (hr *hashReader) sum() coffer.BlobID {
-	hr.mu.Lock()
-	defer hr.mu.Unlock()
-	var id coffer.BlobID
-	hr.h.Sum(id[:0])
-	return id
+// stop ends all further reads by the uploader and reports how r was read.
+func (cr *checkReader) stop() checkResult {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	cr.stopped = true
+	return checkResult{n: cr.n, done: cr.done, bad: cr.bad, err: cr.err}
+}
+
+// finish reads the rest of r itself (after stop, or instead of an upload) and returns the
+// result of the checks: nil, an error wrapping coffer.ErrCorrupt, or r's or ctx's error.
+func (cr *checkReader) finish(id coffer.BlobID) error {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	buf := make([]byte, 64<<10)
+	for {
+		_, err := cr.read(buf)
+		switch {
+		case err == io.EOF:
+			return nil
+		case cr.bad != nil:
+			return fmt.Errorf("s3: put: blob %s: %w", id, cr.bad)
+		case cr.ctx.Err() != nil:
+			return fmt.Errorf("s3: put: %w", cr.ctx.Err())
+		case err != nil:
+			return fmt.Errorf("s3: put: read: %w", err)
+		}
+	}
 }
 
 // Get implements blobstore.Store. Most ranges cost one request; an empty range at the end of a

@@ -146,7 +146,7 @@ func TestConformanceWithRetry(t *testing.T) {
 func TestKeyLayout(t *testing.T) {
 	s, cfg, c := newStore(t, "/a/b")
 	b := []byte("layout")
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestKeyLayout(t *testing.T) {
 func TestListSkipsForeignKeys(t *testing.T) {
 	s, cfg, c := newStore(t, "p")
 	b := []byte("the one blob")
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestGetBodyIsStreamed(t *testing.T) {
 	s, _, _ := newStore(t, "")
 	b := make([]byte, 300_000)
 	rand.Read(b)
-	id, err := s.Put(t.Context(), coffer.BlobID{}, bytes.NewReader(b), int64(len(b)))
+	id, err := blobstoretest.PutBytes(t.Context(), s, b)
 	if err != nil {
 		t.Fatal(err)
 	}
