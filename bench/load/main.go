@@ -60,6 +60,7 @@ type config struct {
 	dir            string
 	keep           bool
 	profile        string
+	phases         bool
 	serveFlags     []string
 }
 
@@ -82,6 +83,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (server logs, data)")
 	serveFlags := flag.String("serve-flags", "", "extra flags for every `coffer serve`, space-separated (e.g. \"--max-active 16\")")
 	flag.StringVar(&c.profile, "profile", "", "write each node's CPU, block and mutex profiles of the mixed phase into this folder (served by a private --metrics-listen)")
+	flag.BoolVar(&c.phases, "phases", false, "print where each node's commit requests spent their time in the mixed phase (GET /debug/commit-phases on a private --metrics-listen)")
 	flag.Parse()
 	c.serveFlags = strings.Fields(*serveFlags)
 	var err error
@@ -207,7 +209,7 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	}
 	if mode == "embedded" {
 		data := filepath.Join(dir, "embedded-"+runID)
-		n, err := startNode(ctx, bin, append([]string{"--data", data}, c.serveFlags...), nil, filepath.Join(dir, "embedded-"+runID+".log"), c.profile != "")
+		n, err := startNode(ctx, bin, append([]string{"--data", data}, c.serveFlags...), nil, filepath.Join(dir, "embedded-"+runID+".log"), c.private())
 		if err != nil {
 			return nil, "", err
 		}
@@ -226,7 +228,7 @@ func startNodes(ctx context.Context, c config, mode, bin, dir, runID string) ([]
 	for i := range c.nodes {
 		name := fmt.Sprintf("scaleout-%s-node%d", runID, i+1)
 		n, err := startNode(ctx, bin, append([]string{"--data", filepath.Join(dir, name), "--db", c.pg, "--blobs", blobs}, c.serveFlags...),
-			env, filepath.Join(dir, name+".log"), c.profile != "")
+			env, filepath.Join(dir, name+".log"), c.private())
 		if err != nil {
 			stopAll()
 			return nil, "", err
@@ -359,7 +361,14 @@ waitStreams:
 	mctx, cancel := context.WithTimeout(ctx, c.duration)
 	t0 = time.Now()
 	profDone := startProfiles(ctx, c, mode, runID, "mixed", c.duration, nodes)
+	if c.phases {
+		commitPhases(ctx, nodes, true) // start the sample with the phase
+	}
 	parallel(live, func(s *simClient) { r.mixedLoop(mctx, s) })
+	var phases []string
+	if c.phases {
+		phases = commitPhases(ctx, nodes, false)
+	}
 	profDone()
 	mixedWall := time.Since(t0)
 	r.rec.setPhase("mixed", mixedWall)
@@ -387,6 +396,10 @@ waitStreams:
 		return ctx.Err()
 	}
 	report(out, c, mode, desc, r, live, streamsOK, lost, rss, cpu1, loginCPU, mixedWall)
+	for i, p := range phases {
+		fmt.Fprintf(out, "\nCommit requests inside server node %d (mixed phase, successful commits):\n\n    %s\n",
+			i+1, strings.ReplaceAll(strings.TrimRight(p, "\n"), "\n", "\n    "))
+	}
 	return nil
 }
 

@@ -458,6 +458,31 @@ func (s *Store) Node(ctx context.Context, tree coffer.TreeID, node coffer.NodeID
 	return metastore.Node{}, fmt.Errorf("postgres: node %s: %w", node, coffer.ErrNotFound)
 }
 
+// maxNodesPerQuery bounds the IDs of one Nodes query.
+const maxNodesPerQuery = 1000
+
+// Nodes implements metastore.Trees.
+func (s *Store) Nodes(ctx context.Context, tree coffer.TreeID, ids []coffer.NodeID) (map[coffer.NodeID]metastore.Node, error) {
+	out := make(map[coffer.NodeID]metastore.Node, len(ids))
+	ns := newNodeScanner(true)
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxNodesPerQuery)]
+		ids = ids[len(chunk):]
+		raw := make([][]byte, len(chunk))
+		for i := range chunk {
+			raw[i] = chunk[i][:]
+		}
+		for n, err := range rowsSeq(ctx, s.pool, "nodes", func(r pgx.Rows) (metastore.Node, error) { return ns.scan(r, coffer.NodeID{}) },
+			`SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = $1 AND node = ANY($2)`, tree[:], raw) {
+			if err != nil {
+				return nil, err
+			}
+			out[n.Node] = n
+		}
+	}
+	return out, nil
+}
+
 // querier is what rowsSeq needs of a pool.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)

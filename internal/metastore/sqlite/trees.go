@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 
 	"coffer"
 	"coffer/internal/metastore"
@@ -335,6 +336,51 @@ func (s *Store) Node(ctx context.Context, tree coffer.TreeID, node coffer.NodeID
 		return metastore.Node{}, fmt.Errorf("sqlite: node: %w", err)
 	}
 	return metastore.Node{}, fmt.Errorf("sqlite: node %s: %w", node, coffer.ErrNotFound)
+}
+
+// nodesChunks are the numbers of IDs one Nodes query asks for: a shorter list is padded with
+// its first ID, so only these few SQL texts exist and each is prepared once (stmtCache).
+var nodesChunks = [...]int{128, 16, 1}
+
+// Nodes implements metastore.Trees.
+func (s *Store) Nodes(ctx context.Context, tree coffer.TreeID, ids []coffer.NodeID) (map[coffer.NodeID]metastore.Node, error) {
+	out := make(map[coffer.NodeID]metastore.Node, len(ids))
+	ns := newNodeScanner(true)
+	for len(ids) > 0 {
+		n := nodesChunks[0]
+		for _, c := range nodesChunks {
+			if c >= len(ids) {
+				n = c
+			}
+		}
+		take := min(n, len(ids))
+		args := make([]any, 0, n+1)
+		args = append(args, tree[:])
+		for i := range n {
+			args = append(args, ids[min(i, take-1)][:])
+		}
+		ids = ids[take:]
+		q := `SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = ? AND node IN (?` +
+			strings.Repeat(", ?", n-1) + `)`
+		rows, err := s.rq.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: nodes: %w", err)
+		}
+		for rows.Next() {
+			nd, err := ns.scan(rows, coffer.NodeID{})
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: nodes: %w", err)
+			}
+			out[nd.Node] = nd
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: nodes: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // nodeQuery is Node's query (Store.nodeQ).
