@@ -13,11 +13,11 @@ import (
 // Admission control. Under overload every request in the process shares the CPU and the store,
 // so they all slow down together and the tail latency of the short, critical ones (commits,
 // logins) becomes that of the whole backlog. The server therefore runs at most a bounded number
-// of API requests at once; the others wait in a bounded queue, first come first served within a
-// class; past the queue a request is refused at once with 503 and Retry-After (the client retries
-// it). The first class (commits, login completions) has slots of its own that other requests
-// never take, so a commit never waits at admission for uploads or listings to finish, only for
-// other commits. Change streams (long-lived, idle), health and metrics are not counted.
+// of API requests at once; the others wait in a bounded queue, served by priority class, first
+// come first served within a class; past the queue a request is refused at once with 503 and
+// Retry-After (the client retries it). A quarter of the slots is reserved for the first class, so
+// a commit does not wait for a slow upload to finish. Change streams (long-lived, idle), health
+// and metrics are not counted.
 const (
 	// DefaultMaxActivePerCPU is the default limit of requests running at once, per CPU.
 	DefaultMaxActivePerCPU = 8
@@ -46,14 +46,13 @@ func requestPriority(r *http.Request) int {
 	return prioNormal
 }
 
-// admission is a counting semaphore per class with a bounded wait queue. With a limit of L, the
-// first class may run L requests at once and the others together L - L/4.
+// admission is a counting semaphore with a bounded, prioritised wait queue.
 type admission struct {
-	limits    [numPrios]int
-	maxQueued int
+	limit, maxQueued int
+	normalLimit      int // slots that requests below the first class may take
 
 	mu      sync.Mutex
-	running [numPrios]int
+	running int
 	queued  int
 	waiters [numPrios][]*waiter // FIFO per class
 }
@@ -70,15 +69,23 @@ func newAdmission(limit, maxQueued int) *admission {
 	if maxQueued <= 0 {
 		maxQueued = DefaultMaxQueued
 	}
-	return &admission{limits: [numPrios]int{prioCommit: limit, prioNormal: max(limit-limit/4, 1)}, maxQueued: maxQueued}
+	return &admission{limit: limit, maxQueued: maxQueued, normalLimit: max(limit-limit/4, 1)}
+}
+
+// fits reports whether a request of class prio may take a slot now.
+func (a *admission) fits(prio int) bool {
+	if prio == prioCommit {
+		return a.running < a.limit
+	}
+	return a.running < a.normalLimit
 }
 
 // acquire waits for a slot of class prio. It returns false if the queue is full or ctx ended
-// first; otherwise the caller must call release(prio) once.
+// first; otherwise the caller must call release once.
 func (a *admission) acquire(ctx context.Context, prio int) bool {
 	a.mu.Lock()
-	if a.running[prio] < a.limits[prio] && len(a.waiters[prio]) == 0 {
-		a.running[prio]++
+	if a.fits(prio) && !a.waitersAtOrAbove(prio) {
+		a.running++
 		a.mu.Unlock()
 		return true
 	}
@@ -98,8 +105,8 @@ func (a *admission) acquire(ctx context.Context, prio int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if w.granted { // the slot arrived as ctx ended: pass it on
-		a.running[prio]--
-		a.grantLocked(prio)
+		a.running--
+		a.grantLocked()
 		return false
 	}
 	q := a.waiters[prio]
@@ -113,35 +120,47 @@ func (a *admission) acquire(ctx context.Context, prio int) bool {
 	return false
 }
 
-// release frees a slot of class prio and hands it to the class's first waiter.
-func (a *admission) release(prio int) {
+// waitersAtOrAbove reports whether a request of class prio or a higher one is waiting.
+func (a *admission) waitersAtOrAbove(prio int) bool {
+	for p := 0; p <= prio; p++ {
+		if len(a.waiters[p]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// release frees a slot and hands free slots to the first waiters of the highest classes.
+func (a *admission) release() {
 	a.mu.Lock()
-	a.running[prio]--
-	a.grantLocked(prio)
+	a.running--
+	a.grantLocked()
 	a.mu.Unlock()
 }
 
-func (a *admission) grantLocked(prio int) {
-	for len(a.waiters[prio]) > 0 && a.running[prio] < a.limits[prio] {
-		q := a.waiters[prio]
-		w := q[0]
-		q[0] = nil
-		a.waiters[prio] = q[1:]
-		a.queued--
-		a.running[prio]++
-		w.granted = true
-		close(w.ready)
+func (a *admission) grantLocked() {
+	for p := range a.waiters {
+		for len(a.waiters[p]) > 0 && a.fits(p) {
+			q := a.waiters[p]
+			w := q[0]
+			q[0] = nil
+			a.waiters[p] = q[1:]
+			a.queued--
+			a.running++
+			w.granted = true
+			close(w.ready)
+		}
+		if len(a.waiters[p]) > 0 {
+			return // lower classes wait behind this one
+		}
 	}
 }
 
-// stats returns the requests running and waiting, all classes together.
+// stats returns the requests running and waiting.
 func (a *admission) stats() (running, queued int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, n := range a.running {
-		running += n
-	}
-	return running, a.queued
+	return a.running, a.queued
 }
 
 // errOverloaded is the answer when the admission queue is full.

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// TestAdmissionOrder: with every slot of a class taken, its requests wait first come first served;
-// a full queue refuses at once; a waiter whose context ends leaves the queue.
+// TestAdmissionOrder: with every slot taken, waiting commits are admitted before other requests
+// that waited longer, first come first served within a class; a full queue refuses at once; a
+// waiter whose context ends leaves the queue.
 func TestAdmissionOrder(t *testing.T) {
 	a := newAdmission(2, 3)
 	ctx := context.Background()
@@ -30,18 +31,16 @@ func TestAdmissionOrder(t *testing.T) {
 	}
 	start("normal-1", prioNormal)
 	start("normal-2", prioNormal)
-	start("normal-3", prioNormal)
-	// The queue is full: refused at once. A commit, with a slot of its own free, needs no place
-	// in the queue.
-	if a.acquire(ctx, prioNormal) {
+	start("commit", prioCommit)
+	if _, q := a.stats(); q != 3 {
+		t.Fatalf("queued %d; want 3", q)
+	}
+	// The queue is full: refused at once.
+	if a.acquire(ctx, prioCommit) {
 		t.Fatal("acquire past the queue bound succeeded")
 	}
-	if !a.acquire(ctx, prioCommit) {
-		t.Fatal("commit refused although a commit slot was free")
-	}
-	a.release(prioCommit)
-	for _, want := range []string{"normal-1", "normal-2", "normal-3"} {
-		a.release(prioNormal)
+	for _, want := range []string{"commit", "normal-1", "normal-2"} {
+		a.release()
 		select {
 		case got := <-order:
 			if got != want {
@@ -63,8 +62,8 @@ func TestAdmissionOrder(t *testing.T) {
 	if <-done {
 		t.Fatal("cancelled acquire succeeded")
 	}
-	a.release(prioNormal)
-	a.release(prioNormal)
+	a.release()
+	a.release()
 	if r, q := a.stats(); r != 0 || q != 0 {
 		t.Fatalf("after releasing everything: running %d, queued %d", r, q)
 	}
@@ -107,11 +106,11 @@ func TestAdmissionHTTP(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	e.srv.admit.release(prioNormal) // the filler gets the slot
+	e.srv.admit.release() // the filler gets the slot
 	if !<-queued {
 		t.Fatal("filler not admitted")
 	}
-	e.srv.admit.release(prioNormal)
+	e.srv.admit.release()
 	if st, ae := e.call("GET", "/v1/usage", u.token, nil, nil); st != 200 {
 		t.Fatalf("after the load: %d %+v", st, ae)
 	}
@@ -130,11 +129,9 @@ func mustRequest(t *testing.T, method, path string) *http.Request {
 	return r
 }
 
-// TestAdmissionCommitSlots: commits have slots of their own. With a limit of 4, ordinary requests
-// run 3 at once and commits 4 whatever the ordinary requests do; a fifth commit waits for a
-// commit to end, not for an ordinary request, and an ordinary request never takes a commit's
-// slot.
-func TestAdmissionCommitSlots(t *testing.T) {
+// TestAdmissionReserve: a quarter of the slots is kept for commits: with the others all taken by
+// ordinary requests, a commit still starts at once while the next ordinary request waits.
+func TestAdmissionReserve(t *testing.T) {
 	a := newAdmission(4, 10)
 	ctx := context.Background()
 	for range 3 {
@@ -142,48 +139,36 @@ func TestAdmissionCommitSlots(t *testing.T) {
 			t.Fatal("free slot refused")
 		}
 	}
-	normal := make(chan bool, 1)
-	go func() { normal <- a.acquire(ctx, prioNormal) }()
+	got := make(chan bool, 1)
+	go func() { got <- a.acquire(ctx, prioNormal) }()
 	waitQueued(t, a, 1, "fourth ordinary request")
-	for i := range 4 {
-		done := make(chan bool, 1)
-		go func() { done <- a.acquire(ctx, prioCommit) }()
-		select {
-		case ok := <-done:
-			if !ok {
-				t.Fatalf("commit %d refused", i+1)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("commit %d waited although the ordinary requests hold only their own slots", i+1)
-		}
-	}
-	commit := make(chan bool, 1)
-	go func() { commit <- a.acquire(ctx, prioCommit) }()
-	waitQueued(t, a, 2, "fifth commit")
-	a.release(prioNormal) // the waiting ordinary request starts, not the commit
+	done := make(chan bool, 1)
+	go func() { done <- a.acquire(ctx, prioCommit) }()
 	select {
-	case ok := <-normal:
-		if !ok {
-			t.Fatal("ordinary request refused")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ordinary request not admitted after an ordinary slot freed")
-	}
-	select {
-	case <-commit:
-		t.Fatal("commit admitted into an ordinary slot")
-	case <-time.After(50 * time.Millisecond):
-	}
-	a.release(prioCommit)
-	select {
-	case ok := <-commit:
+	case ok := <-done:
 		if !ok {
 			t.Fatal("commit refused")
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("commit not admitted after a commit ended")
+		t.Fatal("commit waited although a reserved slot was free")
 	}
-	if r, q := a.stats(); r != 7 || q != 0 {
-		t.Fatalf("running %d, queued %d; want 7, 0", r, q)
+	// An ordinary request ends: 3 run (2 ordinary and the commit), the ordinary limit.
+	a.release()
+	select {
+	case <-got:
+		t.Fatal("ordinary request admitted into the reserved slot")
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.release() // the commit ends: the waiting ordinary request may start
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("ordinary request refused")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ordinary request not admitted after a slot freed")
+	}
+	if r, q := a.stats(); r != 3 || q != 0 {
+		t.Fatalf("running %d, queued %d; want 3, 0", r, q)
 	}
 }

@@ -322,7 +322,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				writeError(rw, r, errOverloaded)
 				return
 			}
-			defer s.admit.release(prio)
+			defer s.admit.release()
 		}
 		info.phases.mark(phQueue)
 		mux.ServeHTTP(rw, r)
