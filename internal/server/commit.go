@@ -531,29 +531,14 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 		return err
 	}
 	clock.mark(phDecode)
-	// The caller's own signing key is what an owner's commit needs (nearly every commit): read it
-	// while the head is read, one store round trip instead of two in a row.
-	type keyResult struct {
-		key ed25519.PublicKey
-		err error
-	}
-	own := make(chan keyResult, 1)
-	go func() {
-		k, err := s.signingKey(ctx, sess.Account)
-		own <- keyResult{k, err}
-	}()
 	h, err := s.treeAccess(ctx, sess, id, true)
-	ownKey := <-own
 	if err != nil {
 		return err
 	}
 	if req.BaseVersion != h.Version {
 		return conflictError(h)
 	}
-	writer, err := ownKey.key, ownKey.err
-	if h.Owner != sess.Account {
-		writer, err = s.commitWriter(ctx, sess, h)
-	}
+	writer, err := s.commitWriter(ctx, sess, h)
 	if err != nil {
 		return err
 	}
