@@ -143,7 +143,7 @@ func (s *Server) validateCommit(ctx context.Context, t commitTarget, req *api.Co
 	// Recompute the state and compare with what the writer signed.
 	src := tree.Source(emptySource{})
 	if t.base != nil {
-		src = &storeSource{ctx: ctx, meta: s.meta, tree: t.tree}
+		src = &storeSource{ctx: ctx, meta: s.meta, tree: t.tree, known: v.nodes}
 	}
 	tops := make([]tree.Op, len(order))
 	for i, p := range order {
@@ -447,9 +447,16 @@ type storeSource struct {
 	ctx  context.Context
 	meta metastore.Store
 	tree coffer.TreeID
+	// known are the validator's stored records (nil value: not live). A folder that is not live
+	// has no stored children (a live node's parent is live), so a folder the commit creates costs
+	// no query.
+	known map[coffer.NodeID]*metastore.Node
 }
 
 func (s *storeSource) Children(folder coffer.NodeID) ([]format.Entry, error) {
+	if n, ok := s.known[folder]; ok && n == nil && !folder.IsZero() {
+		return nil, nil
+	}
 	var out []format.Entry
 	for n, err := range s.meta.Children(s.ctx, s.tree, folder) {
 		if err != nil {
