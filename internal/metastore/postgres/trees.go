@@ -56,13 +56,12 @@ func (s *Store) commitTx(ctx context.Context, tx pgx.Tx, c metastore.Commit) (co
 	var (
 		seq     int64
 		olds    map[coffer.NodeID]oldNode // the first chunk's stored nodes, when read in the first batch
-		owner   []byte
 		buckets []byte
 	)
 	if c.BaseVersion == 0 {
 		// A new tree (or a conflict): the statements one by one.
 		var err error
-		if owner, buckets, err = lockTree(ctx, tx, c); err != nil {
+		if buckets, err = lockTree(ctx, tx, c); err != nil {
 			return 0, err
 		}
 		if err := tx.QueryRow(ctx, nextSeqSQL, c.Owner[:]).Scan(&seq); err != nil {
@@ -75,29 +74,41 @@ func (s *Store) commitTx(ctx context.Context, tx pgx.Tx, c metastore.Commit) (co
 		// The usual case, an existing tree: the reads that decide the commit go in ONE round trip
 		// (a pipelined batch, run in this order): the tree's row lock and version check, the
 		// owner's next feed position, the blob check and the first chunk's stored nodes.
+		// An error a callback returns is final (checked and wrapped there); any other is the
+		// batch's own.
+		var cbErr error
+		cb := func(err error) error {
+			if cbErr == nil {
+				cbErr = err
+			}
+			return err
+		}
 		b := &pgx.Batch{}
 		b.Queue(lockTreeSQL, tree).QueryRow(func(r pgx.Row) error {
-			var cur int64
+			var (
+				owner []byte
+				cur   int64
+			)
 			err := r.Scan(&owner, &cur, &buckets)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("postgres: commit: tree %s does not exist, base version %d: %w", c.Tree, c.BaseVersion, coffer.ErrConflict)
+				return cb(fmt.Errorf("postgres: commit: tree %s does not exist, base version %d: %w", c.Tree, c.BaseVersion, coffer.ErrConflict))
 			}
 			if err != nil {
-				return wrap("commit: read tree", err)
+				return cb(wrap("commit: read tree", err))
 			}
-			return checkTree(c, owner, cur)
+			return cb(checkTree(c, owner, cur))
 		})
-		b.Queue(nextSeqSQL, c.Owner[:]).QueryRow(func(r pgx.Row) error { return wrap("commit: next seq", r.Scan(&seq)) })
+		b.Queue(nextSeqSQL, c.Owner[:]).QueryRow(func(r pgx.Row) error { return cb(wrap("commit: next seq", r.Scan(&seq))) })
 		if ids := blobIDs(c); len(ids) > 0 {
-			b.Queue(checkBlobsSQL, ids).Query(func(rows pgx.Rows) error { return scanBlobCheck(rows, c, len(ids)) })
+			b.Queue(checkBlobsSQL, ids).Query(func(rows pgx.Rows) error { return cb(scanBlobCheck(rows, c, len(ids))) })
 		}
 		if len(chunks) > 0 {
 			olds = make(map[coffer.NodeID]oldNode)
-			b.Queue(readNodesSQL, tree, nodeIDs(chunks[0])).Query(func(rows pgx.Rows) error { return scanOldNodes(rows, olds) })
+			b.Queue(readNodesSQL, tree, nodeIDs(chunks[0])).Query(func(rows pgx.Rows) error { return cb(scanOldNodes(rows, olds)) })
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			if errors.Is(err, coffer.ErrConflict) || errors.Is(err, coffer.ErrForbidden) || errors.Is(err, coffer.ErrNotFound) {
-				return 0, err
+			if cbErr != nil {
+				return 0, cbErr
 			}
 			return 0, wrap("commit: read", err)
 		}
@@ -155,33 +166,36 @@ const (
 )
 
 // lockTree reads and locks c's tree, creating it for a first commit (BaseVersion 0), and checks
-// the compare and swap; it returns the tree's owner and stored buckets.
-func lockTree(ctx context.Context, tx pgx.Tx, c metastore.Commit) (owner, buckets []byte, err error) {
+// the compare and swap; it returns the tree's stored buckets.
+func lockTree(ctx context.Context, tx pgx.Tx, c metastore.Commit) (buckets []byte, err error) {
 	tree := c.Tree[:]
-	var cur int64
+	var (
+		owner []byte
+		cur   int64
+	)
 	err = tx.QueryRow(ctx, lockTreeSQL, tree).Scan(&owner, &cur, &buckets)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		if c.BaseVersion != 0 {
-			return nil, nil, fmt.Errorf("postgres: commit: tree %s does not exist, base version %d: %w", c.Tree, c.BaseVersion, coffer.ErrConflict)
+			return nil, fmt.Errorf("postgres: commit: tree %s does not exist, base version %d: %w", c.Tree, c.BaseVersion, coffer.ErrConflict)
 		}
 		if ok, err := exists(ctx, tx, "commit: owner", `SELECT 1 FROM accounts WHERE id = $1`, c.Owner[:]); err != nil || !ok {
-			return nil, nil, cmp(err, fmt.Errorf("postgres: commit: owner account %s: %w", c.Owner, coffer.ErrNotFound))
+			return nil, cmp(err, fmt.Errorf("postgres: commit: owner account %s: %w", c.Owner, coffer.ErrNotFound))
 		}
 		// A concurrent first commit of the same tree makes this wait, then insert nothing.
 		ct, err := tx.Exec(ctx, `INSERT INTO trees (id, owner, version, head) VALUES ($1, $2, 0, '')
 			ON CONFLICT (id) DO NOTHING`, tree, c.Owner[:])
 		if err != nil {
-			return nil, nil, wrap("commit: create tree", err)
+			return nil, wrap("commit: create tree", err)
 		}
 		if ct.RowsAffected() == 0 {
-			return nil, nil, fmt.Errorf("postgres: commit: tree %s was created concurrently: %w", c.Tree, coffer.ErrConflict)
+			return nil, fmt.Errorf("postgres: commit: tree %s was created concurrently: %w", c.Tree, coffer.ErrConflict)
 		}
-		return c.Owner[:], nil, nil
+		return nil, nil
 	case err != nil:
-		return nil, nil, wrap("commit: read tree", err)
+		return nil, wrap("commit: read tree", err)
 	}
-	return owner, buckets, checkTree(c, owner, cur)
+	return buckets, checkTree(c, owner, cur)
 }
 
 // checkTree checks an existing tree's version (cur) and owner against c.
