@@ -42,7 +42,8 @@ func (l *requestLog) take() []string {
 }
 
 // TestPutRoundTrips: a put into a folder the client already knows, with its cached view current,
-// is one blob upload and one commit, without listings. When another device moved the tree, the
+// is one blob upload and one commit, without listings; a folder put creates its folders in the
+// commit of its files. When another device moved the tree, the
 // commit on the stale view is refused (409) and rebuilt on the current head, and every decision
 // taken on the cached view that no commit re-checks (an existing name, a skip) is taken again on
 // the current head, so a stale cache never makes a put fail or skip wrongly.
@@ -81,13 +82,42 @@ func TestPutRoundTrips(t *testing.T) {
 		t.Fatalf("put with a current cached view: requests %q; want %q", got, want)
 	}
 
+	// A folder put is one commit: the new folder and its files appear together.
+	sub := filepath.Join(dir, "sub")
+	if err := os.MkdirAll(filepath.Join(sub, "inner"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"x", "y", "inner/z"} {
+		local(filepath.Join("sub", name), "in a folder: "+name)
+	}
+	if res := put(c, sub, "/sub"); res.Files != 3 || res.Folders != 2 {
+		t.Fatalf("folder put: %+v; want 3 files, 2 folders", res)
+	}
+	commits := 0
+	got := log.take()
+	for _, r := range got {
+		if strings.HasSuffix(r, "/commit OK") {
+			commits++
+		} else if strings.Contains(r, "/commit ") {
+			t.Fatalf("folder put: refused commit in %q", got)
+		}
+	}
+	if commits != 1 {
+		t.Fatalf("folder put: requests %q; want the folders and files in one commit", got)
+	}
+	for _, p := range []string{"/sub/x", "/sub/y", "/sub/inner/z"} {
+		if _, err := other.Stat(ctx, p); err != nil {
+			t.Errorf("stat %s from the other device: %v", p, err)
+		}
+	}
+
 	// Another device commits: c's cached view is now behind.
 	if _, err := other.Mkdir(ctx, "/from-other", false); err != nil {
 		t.Fatal(err)
 	}
 	log.take()
 	put(c, local("c", "third"), "/c")
-	got := log.take()
+	got = log.take()
 	if !slices.Contains(got, "POST /v1/trees/{id}/commit Conflict") || got[len(got)-1] != "POST /v1/trees/{id}/commit OK" {
 		t.Fatalf("put on a stale cached view: requests %q; want a refused commit, then a committed one", got)
 	}

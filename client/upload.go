@@ -62,6 +62,10 @@ type uploader struct {
 	scratch   []byte
 	preTokens chan struct{} // read-ahead window of small files
 
+	// dirs are the plan's new folders, until the first file commit (commitBatch) has created them
+	// together with its files.
+	dirs []*upDir
+
 	mu      sync.Mutex
 	files   int
 	bytes   int64
@@ -106,13 +110,11 @@ func (c *Client) Upload(ctx context.Context, locals []string, remote string, opt
 	if len(plan.warnings) > 0 {
 		c.log.Warn("client: upload skipped links or special files", "count", len(plan.warnings))
 	}
-	if err := c.createDirs(ctx, plan.dirs); err != nil {
-		return res, err
-	}
 	if len(plan.files) == 0 {
-		return res, nil
+		return res, c.createDirs(ctx, plan.dirs)
 	}
 	u := c.newUploader(ctx, opts)
+	u.dirs = plan.dirs // created by the first file commit
 	err = u.run(plan.files)
 	res.Files, res.Bytes = u.files, u.bytes
 	return res, err
@@ -633,23 +635,30 @@ func (u *uploader) commitBatch(files []*upFile) error {
 	}
 	ctx := u.ctx
 	err := u.c.update(ctx, func(t *txn) error {
+		if err := u.c.stageDirs(ctx, t, u.dirs); err != nil {
+			return err
+		}
 		specs := make([]sealSpec, len(files))
 		for i, f := range files {
+			s := sealSpec{id: f.id, parent: f.dir.n, nk: f.nk}
+			if f.dir.n == nil {
+				return fmt.Errorf("client: upload: %s: folder missing: %w", f.remote, coffer.ErrNotFound)
+			}
+			if t.fresh[f.dir.n.id()] {
+				specs[i] = u.fileSpec(f, s) // a folder this commit creates has no entries yet
+				continue
+			}
 			fl, err := t.v.list(ctx, u.c, f.dir.n, f.dir.path)
 			if err != nil {
 				return err
 			}
-			s := sealSpec{id: f.id, parent: f.dir.n, nk: f.nk}
 			if ex := fl.byName[f.name]; ex != nil {
 				if ex.isDir() || !u.opts.Overwrite {
 					return fmt.Errorf("client: upload: %s: %w", f.remote, coffer.ErrExist)
 				}
 				s.id, s.prev, s.nk = ex.id(), ex, ex.key
 			}
-			s.body = &format.Body{Name: f.name, MTime: f.mtime, Mode: f.mode, Content: &format.Content{
-				Key: f.key, Commitment: f.key.Commitment(), Size: uint64(f.size), ChunkSize: format.DefaultChunkSize,
-				Hash: f.hash, Chunks: f.chunks}}
-			specs[i] = s
+			specs[i] = u.fileSpec(f, s)
 		}
 		staged, err := u.c.sealAll(specs)
 		if err != nil {
@@ -665,6 +674,7 @@ func (u *uploader) commitBatch(files []*upFile) error {
 	if err != nil {
 		return err
 	}
+	u.dirs = nil // created: later batches find them in the view
 	u.mu.Lock()
 	for _, f := range files {
 		u.files++
@@ -681,6 +691,14 @@ func (u *uploader) commitBatch(files []*upFile) error {
 		}
 	}
 	return nil
+}
+
+// fileSpec completes s with f's record body.
+func (u *uploader) fileSpec(f *upFile, s sealSpec) sealSpec {
+	s.body = &format.Body{Name: f.name, MTime: f.mtime, Mode: f.mode, Content: &format.Content{
+		Key: f.key, Commitment: f.key.Commitment(), Size: uint64(f.size), ChunkSize: format.DefaultChunkSize,
+		Hash: f.hash, Chunks: f.chunks}}
+	return s
 }
 
 // sealAll seals file records on every core.

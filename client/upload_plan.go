@@ -220,40 +220,47 @@ func fileHashIs(local string, want [32]byte) (bool, error) {
 }
 
 // createDirs commits the plan's new folders (parents first) in one commit. A folder of the same
-// name that appeared meanwhile is adopted.
+// name that appeared meanwhile is adopted. An upload with files does not call it: its first file
+// commit creates the folders (stageDirs), so a folder and its first files appear atomically, in
+// one commit.
 func (c *Client) createDirs(ctx context.Context, dirs []*upDir) error {
 	if len(dirs) == 0 {
 		return nil
 	}
-	return c.update(ctx, func(t *txn) error {
-		now := time.Now().UnixNano()
-		for _, d := range dirs {
-			d.n = nil
+	return c.update(ctx, func(t *txn) error { return c.stageDirs(ctx, t, dirs) })
+}
+
+// stageDirs stages the records of the plan's new folders (parents first) in t, adopting a folder
+// of the same name that appeared meanwhile. It sets every dir's node for this attempt, so a
+// rebuilt commit (update) stages them again from scratch.
+func (c *Client) stageDirs(ctx context.Context, t *txn, dirs []*upDir) error {
+	now := time.Now().UnixNano()
+	for _, d := range dirs {
+		d.n = nil
+	}
+	for _, d := range dirs {
+		parent := d.parent.n
+		if parent == nil {
+			return fmt.Errorf("client: upload: %s: parent folder missing: %w", d.path, coffer.ErrNotFound)
 		}
-		for _, d := range dirs {
-			parent := d.parent.n
-			if parent == nil {
-				return fmt.Errorf("client: upload: %s: parent folder missing: %w", d.path, coffer.ErrNotFound)
-			}
-			if !t.fresh[parent.id()] {
-				f, err := t.v.list(ctx, c, parent, d.parent.path)
-				if err != nil {
-					return err
-				}
-				if ex := f.byName[d.name]; ex != nil {
-					if !ex.isDir() {
-						return fmt.Errorf("client: upload: %s exists and is a file: %w", d.path, coffer.ErrExist)
-					}
-					d.n = ex
-					continue
-				}
-			}
-			n, err := t.put(format.KindFolder, d.id, parent, nil, d.key, &format.Body{Name: d.name, MTime: now, Mode: 0o755})
+		if !t.fresh[parent.id()] {
+			f, err := t.v.list(ctx, c, parent, d.parent.path)
 			if err != nil {
 				return err
 			}
-			d.n = n
+			if ex := f.byName[d.name]; ex != nil {
+				if !ex.isDir() {
+					return fmt.Errorf("client: upload: %s exists and is a file: %w", d.path, coffer.ErrExist)
+				}
+				d.n = ex
+				continue
+			}
 		}
-		return nil
-	})
+		n, err := t.put(format.KindFolder, d.id, parent, nil, d.key, &format.Body{Name: d.name, MTime: now, Mode: 0o755})
+		if err != nil {
+			return err
+		}
+		d.n = n
+	}
+	return nil
 }

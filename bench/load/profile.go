@@ -68,3 +68,39 @@ func fetchProfile(ctx context.Context, url, path string) error {
 	}
 	return f.Close()
 }
+
+// private reports whether the nodes need a private metrics listener (-profile, -phases).
+func (c *config) private() bool { return c.profile != "" || c.phases }
+
+// commitPhases reads every node's commit phase report (GET /debug/commit-phases) and, with
+// reset, starts a new sample. A node that cannot answer gets its error as its report.
+func commitPhases(ctx context.Context, nodes []*node, reset bool) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		u := n.debug + "/debug/commit-phases"
+		if reset {
+			u += "?reset=1"
+		}
+		req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+		if err != nil {
+			out[i] = err.Error()
+			continue
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out[i] = err.Error()
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			out[i] = err.Error()
+		case resp.StatusCode != http.StatusOK:
+			out[i] = fmt.Sprintf("%s: HTTP %d: %s", u, resp.StatusCode, b)
+		default:
+			out[i] = string(b)
+		}
+	}
+	return out
+}

@@ -136,11 +136,30 @@ func (s *simClient) committed(seq coffer.Seq, at time.Time) {
 
 // runner holds what every simulated client shares.
 type runner struct {
-	cfg   config
-	rec   *recorder
-	phase atomic.Value
-	base  *http.Transport
-	local struct{ small, medium string }
+	cfg    config
+	rec    *recorder
+	phase  atomic.Value
+	base   *http.Transport
+	local  struct{ small, medium string }
+	tokens chan struct{} // -pace: one token per small-file put
+}
+
+// pacer hands out pace tokens per second until ctx ends. A token nobody takes is not saved up
+// beyond one, so the offered rate never exceeds pace.
+func (r *runner) pacer(ctx context.Context, pace float64) {
+	t := time.NewTicker(time.Duration(float64(time.Second) / pace))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			select {
+			case r.tokens <- struct{}{}:
+			default:
+			}
+		}
+	}
 }
 
 func (r *runner) newSim(idx int, runID string, nodes []*node) *simClient {
@@ -294,6 +313,13 @@ func (r *runner) mixedLoop(ctx context.Context, s *simClient) {
 	for k := 0; ctx.Err() == nil; k++ {
 		if r.cfg.smallPerClient > 0 && s.small*batch >= r.cfg.smallPerClient {
 			return
+		}
+		if r.cfg.pace > 0 {
+			select {
+			case <-r.tokens:
+			case <-ctx.Done():
+				return
+			}
 		}
 		remote := fmt.Sprintf("/s-%06d", s.small)
 		if batch > 1 {

@@ -170,6 +170,10 @@ type Trees interface {
 	Head(ctx context.Context, tree coffer.TreeID) (Head, error)
 	// Node returns a live record (ErrNotFound).
 	Node(ctx context.Context, tree coffer.TreeID, node coffer.NodeID) (Node, error)
+	// Nodes returns the live records among ids, keyed by node ID (ids that are not live are
+	// absent; duplicates are allowed). One round trip per few hundred IDs: commit validation
+	// reads every record's stored version this way.
+	Nodes(ctx context.Context, tree coffer.TreeID, ids []coffer.NodeID) (map[coffer.NodeID]Node, error)
 	// Children yields the live records whose parent is folder, sorted by node ID.
 	Children(ctx context.Context, tree coffer.TreeID, folder coffer.NodeID) iter.Seq2[Node, error]
 	// Buckets returns all 256 bucket hashes (zero hashes for a tree whose buckets were never set).

@@ -110,8 +110,17 @@ func (s *Server) validateCommit(ctx context.Context, t commitTarget, req *api.Co
 	v := &validator{ctx: ctx, meta: s.meta, t: t, nodes: map[coffer.NodeID]*metastore.Node{},
 		ops: make(map[coffer.NodeID]*pending, len(req.Records)), blobs: map[coffer.BlobID]error{}}
 	order := make([]*pending, 0, len(req.Records))
+	recs := make([]*format.Record, len(req.Records))
 	for i, cr := range req.Records {
-		p, err := v.checkRecord(i, cr, head)
+		if recs[i], err = format.ParseRecord(cr.Record); err != nil {
+			return nil, errInvalidCommit("records[%d]: %v", i, err)
+		}
+	}
+	if err := v.prefetch(recs); err != nil {
+		return nil, err
+	}
+	for i, cr := range req.Records {
+		p, err := v.checkRecord(cr, recs[i], head)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +143,7 @@ func (s *Server) validateCommit(ctx context.Context, t commitTarget, req *api.Co
 	// Recompute the state and compare with what the writer signed.
 	src := tree.Source(emptySource{})
 	if t.base != nil {
-		src = &storeSource{ctx: ctx, meta: s.meta, tree: t.tree}
+		src = &storeSource{ctx: ctx, meta: s.meta, tree: t.tree, known: v.nodes}
 	}
 	tops := make([]tree.Op, len(order))
 	for i, p := range order {
@@ -182,13 +191,54 @@ func (s *Server) validateCommit(ctx context.Context, t commitTarget, req *api.Co
 	return c, nil
 }
 
-// checkRecord parses record i and checks the per-record rules: author, signature, version chain
-// against the stored record, kind, and blob ownership.
-func (v *validator) checkRecord(i int, cr api.CommitRecord, head *format.Head) (*pending, error) {
-	rec, err := format.ParseRecord(cr.Record)
-	if err != nil {
-		return nil, errInvalidCommit("records[%d]: %v", i, err)
+// prefetchLevels bounds the ancestor levels prefetch reads ahead; deeper ancestors are read one
+// by one when the cycle check reaches them.
+const prefetchLevels = 32
+
+// prefetch reads, in one store query per level, the stored records of the commit's nodes and of
+// their ancestors, so validation does not ask the store once per record (a round trip each on
+// PostgreSQL). Only reads are saved: the answers are the ones stored() would get.
+func (v *validator) prefetch(recs []*format.Record) error {
+	if v.t.base == nil {
+		return nil // a new tree has no stored nodes
 	}
+	want := make([]coffer.NodeID, 0, 2*len(recs))
+	asked := make(map[coffer.NodeID]bool, 2*len(recs))
+	ask := func(id coffer.NodeID) {
+		if !id.IsZero() && !asked[id] {
+			if _, known := v.nodes[id]; !known {
+				asked[id] = true
+				want = append(want, id)
+			}
+		}
+	}
+	for _, r := range recs {
+		ask(r.Node)
+		ask(r.Parent)
+	}
+	for level := 0; len(want) > 0 && level < prefetchLevels; level++ {
+		got, err := v.meta.Nodes(v.ctx, v.t.tree, want)
+		if err != nil {
+			return internalError("commit: nodes", err)
+		}
+		ids := want
+		want = nil
+		for _, id := range ids {
+			n, ok := got[id]
+			if !ok {
+				v.nodes[id] = nil
+				continue
+			}
+			v.nodes[id] = &n
+			ask(n.Parent)
+		}
+	}
+	return nil
+}
+
+// checkRecord checks the per-record rules of a record (rec, parsed from cr): author, signature,
+// version chain against the stored record, kind, and blob ownership.
+func (v *validator) checkRecord(cr api.CommitRecord, rec *format.Record, head *format.Head) (*pending, error) {
 	n := rec.Node
 	if _, dup := v.ops[n]; dup {
 		return nil, errInvalidCommit("node %v: appears twice in the commit", n)
@@ -397,9 +447,16 @@ type storeSource struct {
 	ctx  context.Context
 	meta metastore.Store
 	tree coffer.TreeID
+	// known are the validator's stored records (nil value: not live). A folder that is not live
+	// has no stored children (a live node's parent is live), so a folder the commit creates costs
+	// no query.
+	known map[coffer.NodeID]*metastore.Node
 }
 
 func (s *storeSource) Children(folder coffer.NodeID) ([]format.Entry, error) {
+	if n, ok := s.known[folder]; ok && n == nil && !folder.IsZero() {
+		return nil, nil
+	}
 	var out []format.Entry
 	for n, err := range s.meta.Children(s.ctx, s.tree, folder) {
 		if err != nil {
@@ -465,8 +522,13 @@ func (s *Server) signingKey(ctx context.Context, owner coffer.AccountID) (ed2551
 	return pk.Signing, nil
 }
 
+// commitPattern is the commit endpoint's route.
+const commitPattern = "POST /v1/trees/{tree}/commit"
+
 func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *metastore.Session) error {
 	ctx := r.Context()
+	clock := phaseClockFrom(ctx)
+	clock.mark(phAuth)
 	id, err := pathTree(r)
 	if err != nil {
 		return err
@@ -475,6 +537,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 	if err := decodeJSON(w, r, maxCommitBody, &req); err != nil {
 		return err
 	}
+	clock.mark(phDecode)
 	h, err := s.treeAccess(ctx, sess, id, true)
 	if err != nil {
 		return err
@@ -486,6 +549,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 	if err != nil {
 		return err
 	}
+	clock.mark(phAccess)
 	c, err := s.validateCommit(ctx, commitTarget{tree: id, owner: h.Owner, writer: writer, base: h}, &req)
 	if ae := (*apiError)(nil); errors.As(err, &ae) && ae.code == api.CodeInvalidCommit {
 		// Validation reads the state in several queries; if another commit landed meanwhile the
@@ -497,7 +561,9 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 	if err != nil {
 		return err
 	}
+	clock.mark(phValidate)
 	notices, err := s.storeCommit(ctx, c)
+	clock.mark(phStore)
 	switch {
 	case errors.Is(err, coffer.ErrConflict):
 		cur, herr := s.meta.Head(ctx, id)
@@ -512,6 +578,11 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request, sess *meta
 	}
 	s.metrics.commits.Add(1)
 	seq := s.publishAll(ctx, notices, sess.Account)
+	clock.mark(phPublish)
 	writeJSON(w, http.StatusOK, api.CommitResponse{Seq: seq, Version: c.Version})
+	if clock != nil {
+		clock.records = len(c.Records)
+		clock.mark(phRespond)
+	}
 	return nil
 }

@@ -175,9 +175,10 @@ type reqInfoKey struct{}
 
 // reqInfo is filled in by handlers for the request log line.
 type reqInfo struct {
-	session string   // session ID prefix
-	err     error    // cause of a 5xx
-	metrics *metrics // counts store errors
+	session string      // session ID prefix
+	err     error       // cause of a 5xx
+	metrics *metrics    // counts store errors
+	phases  *phaseClock // commit phase timings (nil: off or not a commit)
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -263,6 +264,9 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 		rw := &respWriter{ResponseWriter: w}
 		h, pattern := mux.Handler(r)
+		if s.phases != nil && pattern == commitPattern {
+			info.phases = newPhaseClock(start)
+		}
 		body := &countingBody{ReadCloser: r.Body}
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = body
@@ -273,6 +277,9 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				status = http.StatusOK
 			}
 			s.metrics.observe(pattern, status, time.Since(start), body.n, rw.bytes)
+			if info.phases != nil && status == http.StatusOK {
+				s.phases.add(info.phases, time.Since(start))
+			}
 		}()
 		defer func() {
 			if p := recover(); p != nil {
@@ -317,6 +324,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			}
 			defer s.admit.release()
 		}
+		info.phases.mark(phQueue)
 		mux.ServeHTTP(rw, r)
 	})
 }

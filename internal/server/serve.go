@@ -94,7 +94,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	scfg := Config{
 		Meta: stores.Meta, Blobs: stores.Blobs, Logger: log, Secret: secret,
 		InviteOnly: cfg.InviteOnly, DefaultQuota: cfg.DefaultQuota, KeepVersions: keep,
-		PrivateMetrics: cfg.MetricsListen != "", MaxActive: cfg.MaxActive,
+		PrivateMetrics: cfg.MetricsListen != "", CommitPhases: cfg.MetricsListen != "", MaxActive: cfg.MaxActive,
 	}
 	stores.apply(&scfg)
 	srv, err := New(scfg)
@@ -142,6 +142,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", srv.MetricsHandler())
+		mux.Handle("GET /debug/commit-phases", srv.CommitPhasesHandler())
 		profileRoutes(mux)
 		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

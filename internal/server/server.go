@@ -76,6 +76,9 @@ type Config struct {
 	// PrivateMetrics removes GET /metrics from Handler; MetricsHandler still serves it (for a
 	// separate, non-public listener).
 	PrivateMetrics bool
+	// CommitPhases records how long each commit request spends in each phase (admission queue,
+	// validation, store, …) for CommitPhasesHandler. Off by default; it is a diagnostic.
+	CommitPhases bool
 	// Now returns the current time (default time.Now; tests override it).
 	Now func() time.Time
 }
@@ -107,6 +110,7 @@ type Server struct {
 	challenges *challengeSet
 	sessions   *sessionCache   // nil: no cache
 	admit      *admission      // nil: no admission control
+	phases     *commitPhases   // nil: commit phases are not recorded
 	blobLocks  [256]sync.Mutex // serialise upload bookkeeping against GC deletes, by id[0]
 
 	closeOnce sync.Once
@@ -160,6 +164,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxActive >= 0 {
 		s.admit = newAdmission(cfg.MaxActive, cfg.MaxQueued)
+	}
+	if cfg.CommitPhases {
+		s.phases = &commitPhases{}
 	}
 	if cfg.SessionCacheTTL > 0 {
 		s.sessions = newSessionCache(cfg.SessionCacheTTL)
@@ -235,7 +242,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/trees/{tree}/head", s.authed(s.handleHead))
 	mux.Handle("GET /v1/trees/{tree}/folders/{folder}", s.authed(s.handleListing))
 	mux.Handle("GET /v1/trees/{tree}/nodes/{node}/versions", s.authed(s.handleVersions))
-	mux.Handle("POST /v1/trees/{tree}/commit", s.authed(s.handleCommit))
+	mux.Handle(commitPattern, s.authed(s.handleCommit))
 
 	// Change feed (changes.go).
 	mux.Handle("GET /v1/changes", s.authed(s.handleChanges))

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Tombstone", testTombstone},
 		{"FoldersAndBuckets", testFoldersAndBuckets},
 		{"ChildrenSortedAndStreaming", testChildren},
+		{"Nodes", testNodes},
 		{"Changes", testChanges},
 		{"SeqPerAccount", testSeqPerAccount},
 		{"ConcurrentCommits", testConcurrentCommits},

@@ -621,3 +621,52 @@ func testConcurrentCommits(t *testing.T, s metastore.Store) {
 	}
 	checkChildren(t, s, u.Tree, u.Root, nodes...)
 }
+
+// testNodes: Nodes returns exactly the live records among the IDs asked for, whatever their
+// number (one, a few, and past every batch size of the stores), with duplicates and IDs that are
+// unknown, tombstoned or live only in another tree.
+func testNodes(t *testing.T, s metastore.Store) {
+	u := newUser(t, s, "nina")
+	other := newUser(t, s, "otto")
+	f := folder(newNode(), u.Root, 1)
+	recs := []metastore.CommitRecord{f}
+	for range 300 {
+		recs = append(recs, file(newNode(), f.Node.Node, 1, addBlob(t, s, u, 10, at(0))))
+	}
+	u.apply(t, s, u.commit(recs...))
+	gone := recs[1]
+	u.apply(t, s, u.commit(tombstone(gone.Node.Node, f.Node.Node, 2)))
+	foreign := folder(newNode(), other.Root, 1)
+	other.apply(t, s, other.commit(foreign))
+
+	live := map[coffer.NodeID]metastore.Node{u.Root: {}}
+	for _, r := range recs[2:] {
+		live[r.Node.Node] = r.Node
+	}
+	live[f.Node.Node] = f.Node
+	for _, n := range []int{0, 1, 2, 16, 17, 128, 129, 300} {
+		var ids []coffer.NodeID
+		want := map[coffer.NodeID]bool{}
+		for _, r := range recs[2:min(2+n, len(recs))] {
+			ids = append(ids, r.Node.Node)
+			want[r.Node.Node] = true
+		}
+		if n > 0 { // a duplicate, an unknown node, a tombstoned one, another tree's
+			ids = append(ids, ids[0], newNode(), gone.Node.Node, foreign.Node.Node)
+		}
+		if n == 2 {
+			ids = append(ids, f.Node.Node)
+			want[f.Node.Node] = true
+		}
+		got, err := s.Nodes(t.Context(), u.Tree, ids)
+		must(t, "Nodes", err)
+		if len(got) != len(want) {
+			t.Fatalf("Nodes(%d IDs) returned %d records, want %d", len(ids), len(got), len(want))
+		}
+		for id := range want {
+			if n, ok := got[id]; !ok || !equalNode(n, live[id]) {
+				t.Fatalf("Nodes(%d IDs): record of %s missing or different", len(ids), id)
+			}
+		}
+	}
+}

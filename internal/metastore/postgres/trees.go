@@ -52,54 +52,75 @@ func (s *Store) commitTx(ctx context.Context, tx pgx.Tx, c metastore.Commit) (co
 	}
 	tree := c.Tree[:]
 
-	// Compare and swap on the tree's version, under the tree's row lock: a concurrent commit on
-	// the same tree waits here and then sees the winner's version.
+	chunks := distinctChunks(c.Records)
 	var (
-		owner, buckets []byte
-		cur            int64
+		seq     int64
+		olds    map[coffer.NodeID]oldNode // the first chunk's stored nodes, when read in the first batch
+		buckets []byte
 	)
-	err = tx.QueryRow(ctx, `SELECT owner, version, buckets FROM trees WHERE id = $1 FOR UPDATE`, tree).Scan(&owner, &cur, &buckets)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		if c.BaseVersion != 0 {
-			return 0, fmt.Errorf("postgres: commit: tree %s does not exist, base version %d: %w", c.Tree, c.BaseVersion, coffer.ErrConflict)
+	if c.BaseVersion == 0 {
+		// A new tree (or a conflict): the statements one by one.
+		var err error
+		if buckets, err = lockTree(ctx, tx, c); err != nil {
+			return 0, err
 		}
-		if ok, err := exists(ctx, tx, "commit: owner", `SELECT 1 FROM accounts WHERE id = $1`, c.Owner[:]); err != nil || !ok {
-			return 0, cmp(err, fmt.Errorf("postgres: commit: owner account %s: %w", c.Owner, coffer.ErrNotFound))
+		if err := tx.QueryRow(ctx, nextSeqSQL, c.Owner[:]).Scan(&seq); err != nil {
+			return 0, wrap("commit: next seq", err)
 		}
-		// A concurrent first commit of the same tree makes this wait, then insert nothing.
-		ct, err := tx.Exec(ctx, `INSERT INTO trees (id, owner, version, head) VALUES ($1, $2, 0, '')
-			ON CONFLICT (id) DO NOTHING`, tree, c.Owner[:])
-		if err != nil {
-			return 0, wrap("commit: create tree", err)
+		if err := checkBlobs(ctx, tx, c); err != nil {
+			return 0, err
 		}
-		if ct.RowsAffected() == 0 {
-			return 0, fmt.Errorf("postgres: commit: tree %s was created concurrently: %w", c.Tree, coffer.ErrConflict)
+	} else {
+		// The usual case, an existing tree: the reads that decide the commit go in ONE round trip
+		// (a pipelined batch, run in this order): the tree's row lock and version check, the
+		// owner's next feed position, the blob check and the first chunk's stored nodes.
+		// An error a callback returns is final (checked and wrapped there); any other is the
+		// batch's own.
+		var cbErr error
+		cb := func(err error) error {
+			if cbErr == nil {
+				cbErr = err
+			}
+			return err
 		}
-	case err != nil:
-		return 0, wrap("commit: read tree", err)
-	case uint64(cur) != c.BaseVersion:
-		return 0, fmt.Errorf("postgres: commit: tree %s is at version %d, not %d: %w", c.Tree, cur, c.BaseVersion, coffer.ErrConflict)
-	case !bytes.Equal(owner, c.Owner[:]):
-		return 0, fmt.Errorf("postgres: commit: tree %s is not owned by %s: %w", c.Tree, c.Owner, coffer.ErrForbidden)
-	}
-
-	// The owner's next feed position. Its row lock serialises the owner's commits on all trees,
-	// so two commits never update the same blobs' reference counts at once (no deadlocks).
-	var seq int64
-	if err := tx.QueryRow(ctx, `INSERT INTO account_seq (account, seq) VALUES ($1, 1)
-		ON CONFLICT (account) DO UPDATE SET seq = account_seq.seq + 1 RETURNING seq`, c.Owner[:]).Scan(&seq); err != nil {
-		return 0, wrap("commit: next seq", err)
-	}
-
-	if err := checkBlobs(ctx, tx, c); err != nil {
-		return 0, err
+		b := &pgx.Batch{}
+		b.Queue(lockTreeSQL, tree).QueryRow(func(r pgx.Row) error {
+			var (
+				owner []byte
+				cur   int64
+			)
+			err := r.Scan(&owner, &cur, &buckets)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return cb(fmt.Errorf("postgres: commit: tree %s does not exist, base version %d: %w", c.Tree, c.BaseVersion, coffer.ErrConflict))
+			}
+			if err != nil {
+				return cb(wrap("commit: read tree", err))
+			}
+			return cb(checkTree(c, owner, cur))
+		})
+		b.Queue(nextSeqSQL, c.Owner[:]).QueryRow(func(r pgx.Row) error { return cb(wrap("commit: next seq", r.Scan(&seq))) })
+		if ids := blobIDs(c); len(ids) > 0 {
+			b.Queue(checkBlobsSQL, ids).Query(func(rows pgx.Rows) error { return cb(scanBlobCheck(rows, c, len(ids))) })
+		}
+		if len(chunks) > 0 {
+			olds = make(map[coffer.NodeID]oldNode)
+			b.Queue(readNodesSQL, tree, nodeIDs(chunks[0])).Query(func(rows pgx.Rows) error { return cb(scanOldNodes(rows, olds)) })
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			if cbErr != nil {
+				return 0, cbErr
+			}
+			return 0, wrap("commit: read", err)
+		}
 	}
 
 	keep := max(c.KeepVersions, 0)
-	chunks := distinctChunks(c.Records)
 	for i, chunk := range chunks {
-		b, err := recordBatch(ctx, tx, tree, chunk, keep)
+		var pre map[coffer.NodeID]oldNode
+		if i == 0 {
+			pre = olds
+		}
+		b, err := recordBatch(ctx, tx, tree, chunk, keep, pre)
 		if err != nil {
 			return 0, err
 		}
@@ -124,10 +145,72 @@ func (s *Store) commitTx(ctx context.Context, tx pgx.Tx, c metastore.Commit) (co
 	return coffer.Seq(seq), nil
 }
 
-// checkBlobs checks that every blob c references is in the bookkeeping and c.Owner's, and locks
-// those rows (FOR KEY SHARE) until the commit ends: a garbage collection that has not yet chosen
-// them skips them, and one that has makes this wait and then find them gone (ErrNotFound).
-func checkBlobs(ctx context.Context, tx pgx.Tx, c metastore.Commit) error {
+// SQL of the statements that begin a commit.
+const (
+	// lockTreeSQL reads the tree under its row lock: a concurrent commit on the same tree waits
+	// here and then sees the winner's version (compare and swap on the version).
+	lockTreeSQL = `SELECT owner, version, buckets FROM trees WHERE id = $1 FOR UPDATE`
+	// nextSeqSQL takes the owner's next feed position. Its row lock serialises the owner's commits
+	// on all trees, so two commits never update the same blobs' reference counts at once (no
+	// deadlocks).
+	nextSeqSQL = `INSERT INTO account_seq (account, seq) VALUES ($1, 1)
+		ON CONFLICT (account) DO UPDATE SET seq = account_seq.seq + 1 RETURNING seq`
+	// checkBlobsSQL locks the referenced blobs' rows (FOR KEY SHARE) until the commit ends: a
+	// garbage collection that has not yet chosen them skips them, and one that has makes this
+	// wait and then find them gone (ErrNotFound).
+	checkBlobsSQL = `SELECT id, owner FROM blobs WHERE id = ANY($1) FOR KEY SHARE`
+	// readNodesSQL reads the stored state of the nodes a chunk of records replaces.
+	readNodesSQL = `SELECT n.node, n.kind, n.version,
+			(SELECT count(*) FROM history h WHERE h.tree = n.tree AND h.node = n.node)
+		FROM nodes n WHERE n.tree = $1 AND n.node = ANY($2)`
+)
+
+// lockTree reads and locks c's tree, creating it for a first commit (BaseVersion 0), and checks
+// the compare and swap; it returns the tree's stored buckets.
+func lockTree(ctx context.Context, tx pgx.Tx, c metastore.Commit) (buckets []byte, err error) {
+	tree := c.Tree[:]
+	var (
+		owner []byte
+		cur   int64
+	)
+	err = tx.QueryRow(ctx, lockTreeSQL, tree).Scan(&owner, &cur, &buckets)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if c.BaseVersion != 0 {
+			return nil, fmt.Errorf("postgres: commit: tree %s does not exist, base version %d: %w", c.Tree, c.BaseVersion, coffer.ErrConflict)
+		}
+		if ok, err := exists(ctx, tx, "commit: owner", `SELECT 1 FROM accounts WHERE id = $1`, c.Owner[:]); err != nil || !ok {
+			return nil, cmp(err, fmt.Errorf("postgres: commit: owner account %s: %w", c.Owner, coffer.ErrNotFound))
+		}
+		// A concurrent first commit of the same tree makes this wait, then insert nothing.
+		ct, err := tx.Exec(ctx, `INSERT INTO trees (id, owner, version, head) VALUES ($1, $2, 0, '')
+			ON CONFLICT (id) DO NOTHING`, tree, c.Owner[:])
+		if err != nil {
+			return nil, wrap("commit: create tree", err)
+		}
+		if ct.RowsAffected() == 0 {
+			return nil, fmt.Errorf("postgres: commit: tree %s was created concurrently: %w", c.Tree, coffer.ErrConflict)
+		}
+		return nil, nil
+	case err != nil:
+		return nil, wrap("commit: read tree", err)
+	}
+	return buckets, checkTree(c, owner, cur)
+}
+
+// checkTree checks an existing tree's version (cur) and owner against c.
+func checkTree(c metastore.Commit, owner []byte, cur int64) error {
+	switch {
+	case uint64(cur) != c.BaseVersion:
+		return fmt.Errorf("postgres: commit: tree %s is at version %d, not %d: %w", c.Tree, cur, c.BaseVersion, coffer.ErrConflict)
+	case !bytes.Equal(owner, c.Owner[:]):
+		return fmt.Errorf("postgres: commit: tree %s is not owned by %s: %w", c.Tree, c.Owner, coffer.ErrForbidden)
+	}
+	return nil
+}
+
+// blobIDs returns the distinct blobs c references.
+func blobIDs(c metastore.Commit) [][]byte {
 	seen := make(map[coffer.BlobID]bool)
 	var ids [][]byte
 	for _, r := range c.Records {
@@ -138,13 +221,25 @@ func checkBlobs(ctx context.Context, tx pgx.Tx, c metastore.Commit) error {
 			}
 		}
 	}
+	return ids
+}
+
+// checkBlobs checks that every blob c references is in the bookkeeping and c.Owner's, and locks
+// those rows (checkBlobsSQL).
+func checkBlobs(ctx context.Context, tx pgx.Tx, c metastore.Commit) error {
+	ids := blobIDs(c)
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id, owner FROM blobs WHERE id = ANY($1) FOR KEY SHARE`, ids)
+	rows, err := tx.Query(ctx, checkBlobsSQL, ids)
 	if err != nil {
 		return wrap("commit: check blobs", err)
 	}
+	return scanBlobCheck(rows, c, len(ids))
+}
+
+// scanBlobCheck reads the answer of checkBlobsSQL for want distinct blobs and closes rows.
+func scanBlobCheck(rows pgx.Rows, c metastore.Commit, want int) error {
 	defer rows.Close()
 	found := 0
 	for rows.Next() {
@@ -160,11 +255,40 @@ func checkBlobs(ctx context.Context, tx pgx.Tx, c metastore.Commit) error {
 	if err := rows.Err(); err != nil {
 		return wrap("commit: check blobs", err)
 	}
-	if found != len(ids) {
+	if found != want {
 		return fmt.Errorf("postgres: commit: %d of the %d referenced blobs are not stored blobs of the owner: %w",
-			len(ids)-found, len(ids), coffer.ErrNotFound)
+			want-found, want, coffer.ErrNotFound)
 	}
 	return nil
+}
+
+// nodeIDs returns the node IDs of chunk.
+func nodeIDs(chunk []metastore.CommitRecord) [][]byte {
+	ids := make([][]byte, len(chunk))
+	for i := range chunk {
+		ids[i] = chunk[i].Node.Node[:]
+	}
+	return ids
+}
+
+// scanOldNodes reads the answer of readNodesSQL into old and closes rows.
+func scanOldNodes(rows pgx.Rows, old map[coffer.NodeID]oldNode) error {
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			raw pgtype.DriverBytes
+			id  coffer.NodeID
+			o   oldNode
+		)
+		if err := rows.Scan(&raw, &o.kind, &o.version, &o.kept); err != nil {
+			return wrap("commit: read nodes", err)
+		}
+		if err := setID(id[:], raw, "node id"); err != nil {
+			return err
+		}
+		old[id] = o
+	}
+	return wrap("commit: read nodes", rows.Err())
 }
 
 // distinctChunks splits records, in order, into runs in which no node appears twice, so each
@@ -201,39 +325,21 @@ type oldNode struct {
 	kept    int64 // records in its history
 }
 
-// recordBatch reads the stored state of chunk's nodes and returns the batch of statements that
-// writes chunk (see applyRecord in the sqlite store for the same logic, one record at a time).
-func recordBatch(ctx context.Context, tx pgx.Tx, tree []byte, chunk []metastore.CommitRecord, keep int) (*pgx.Batch, error) {
-	ids := make([][]byte, len(chunk))
-	for i := range chunk {
-		ids[i] = chunk[i].Node.Node[:]
-	}
-	old := make(map[coffer.NodeID]oldNode)
-	rows, err := tx.Query(ctx, `SELECT n.node, n.kind, n.version,
-			(SELECT count(*) FROM history h WHERE h.tree = n.tree AND h.node = n.node)
-		FROM nodes n WHERE n.tree = $1 AND n.node = ANY($2)`, tree, ids)
-	if err != nil {
-		return nil, wrap("commit: read nodes", err)
-	}
-	for rows.Next() {
-		var (
-			raw pgtype.DriverBytes
-			id  coffer.NodeID
-			o   oldNode
-		)
-		if err := rows.Scan(&raw, &o.kind, &o.version, &o.kept); err != nil {
-			rows.Close()
+// recordBatch reads the stored state of chunk's nodes (unless pre holds it already) and returns
+// the batch of statements that writes chunk (see applyRecord in the sqlite store for the same
+// logic, one record at a time).
+func recordBatch(ctx context.Context, tx pgx.Tx, tree []byte, chunk []metastore.CommitRecord, keep int,
+	pre map[coffer.NodeID]oldNode) (*pgx.Batch, error) {
+	old := pre
+	if old == nil {
+		old = make(map[coffer.NodeID]oldNode)
+		rows, err := tx.Query(ctx, readNodesSQL, tree, nodeIDs(chunk))
+		if err != nil {
 			return nil, wrap("commit: read nodes", err)
 		}
-		if err := setID(id[:], raw, "node id"); err != nil {
-			rows.Close()
+		if err := scanOldNodes(rows, old); err != nil {
 			return nil, err
 		}
-		old[id] = o
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, wrap("commit: read nodes", err)
 	}
 
 	var (
@@ -456,6 +562,31 @@ func (s *Store) Node(ctx context.Context, tree coffer.TreeID, node coffer.NodeID
 		return n, err
 	}
 	return metastore.Node{}, fmt.Errorf("postgres: node %s: %w", node, coffer.ErrNotFound)
+}
+
+// maxNodesPerQuery bounds the IDs of one Nodes query.
+const maxNodesPerQuery = 1000
+
+// Nodes implements metastore.Trees.
+func (s *Store) Nodes(ctx context.Context, tree coffer.TreeID, ids []coffer.NodeID) (map[coffer.NodeID]metastore.Node, error) {
+	out := make(map[coffer.NodeID]metastore.Node, len(ids))
+	ns := newNodeScanner(true)
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxNodesPerQuery)]
+		ids = ids[len(chunk):]
+		raw := make([][]byte, len(chunk))
+		for i := range chunk {
+			raw[i] = chunk[i][:]
+		}
+		for n, err := range rowsSeq(ctx, s.pool, "nodes", func(r pgx.Rows) (metastore.Node, error) { return ns.scan(r, coffer.NodeID{}) },
+			`SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = $1 AND node = ANY($2)`, tree[:], raw) {
+			if err != nil {
+				return nil, err
+			}
+			out[n.Node] = n
+		}
+	}
+	return out, nil
 }
 
 // querier is what rowsSeq needs of a pool.

@@ -131,3 +131,36 @@ func BenchmarkCommitReplace1000(b *testing.B) {
 	}
 	reportCPU(b, cpu0)
 }
+
+// BenchmarkCommitFolder50 commits what a folder put of 50 small files commits: a new folder and
+// 50 new file records that reference one packed blob (bench/load -small-batch 50).
+func BenchmarkCommitFolder50(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "meta.db"))
+	defer s.Close()
+	a, root := benchTree(b, s)
+	v := uint64(1)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		b.StopTimer()
+		blob := coffer.BlobID(sha256.Sum256(fmt.Append(nil, "blob", v)))
+		if err := s.AddBlob(b.Context(), metastore.BlobInfo{ID: blob, Owner: a.ID, Size: 1, Created: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+		dir := newRecords(1, root)[0]
+		dir.Node.Kind = 1
+		recs := append([]metastore.CommitRecord{dir}, newRecords(50, dir.Node.Node)...)
+		for i := range recs[1:] {
+			recs[1+i].Blobs = []coffer.BlobID{blob}
+		}
+		b.StartTimer()
+		c := metastore.Commit{Tree: a.Tree, Owner: a.ID, BaseVersion: v, Version: v + 1, Head: []byte("h"),
+			Records: recs, Ops: []byte(fmt.Sprint(v)), KeepVersions: 10,
+			Folders: []metastore.FolderSummary{{Folder: root, Count: v, Root: [32]byte{1}}, {Folder: dir.Node.Node, Count: 50, Root: [32]byte{2}}},
+			Buckets: map[uint8][32]byte{root[0]: {3}, dir.Node.Node[0]: {4}}}
+		if _, err := s.CommitShared(b.Context(), c); err != nil {
+			b.Fatal(err)
+		}
+		v++
+	}
+	reportCPU(b, cpu0)
+}

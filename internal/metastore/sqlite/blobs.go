@@ -113,7 +113,7 @@ func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit in
 	var out []metastore.BlobInfo
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		// refs (kept by triggers) finds the candidates through a partial index; the NOT EXISTS
+		// refs (raised by commits, lowered by a trigger) finds the candidates through a partial index; the NOT EXISTS
 		// re-checks each one, so a wrong count could only delay collection, never lose data.
 		rows, err := s.wq.in(tx).QueryContext(ctx, `SELECT id, owner, size, created FROM blobs
 			WHERE refs = 0 AND created < ? AND NOT EXISTS (SELECT 1 FROM node_blobs nb WHERE nb.blob = blobs.id)

@@ -14,8 +14,8 @@ import (
 // column lists, and the value types, are the same in package postgres: that is the contract
 // between them. A new table goes into both lists and into server.MigrateTables
 // (TestCopyTablesCoverSchema catches a forgotten one). Sessions and login-failure counters are
-// not copied (they are transient). blobs.refs is not copied either: the node_blobs triggers
-// recompute it as rows arrive.
+// not copied (they are transient). blobs.refs is not copied either: ImportRows raises it for every
+// node_blobs row it inserts (a commit does the same, see commitTx).
 //
 // Column types: B bytes NOT NULL ([]byte), b bytes or NULL ([]byte, nil), s text (string),
 // i integer (int64), o boolean (int64 0 or 1), t time or NULL (time.Time, zero).
@@ -143,6 +143,11 @@ func (s *Store) ImportRows(ctx context.Context, table string, rows [][]any) (int
 				return err
 			}
 			n += k
+			if table == "node_blobs" && k > 0 {
+				if _, err := tx.ExecContext(ctx, `UPDATE blobs SET refs = refs + ? WHERE id = ?`, k, args[3]); err != nil {
+					return fmt.Errorf("sqlite: import node_blobs: blob references: %w", err)
+				}
+			}
 		}
 		return nil
 	})

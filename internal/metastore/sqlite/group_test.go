@@ -28,7 +28,8 @@ func groupAccount(t *testing.T, s *Store, name string, quota int64) (metastore.A
 }
 
 // TestGroupCommit queues writes behind a held write connection so that they run as ONE group
-// transaction, some of them failing (a stale commit base, a quota overrun, an unknown owner):
+// transaction (commits through Commit and through Shares.CommitShared, which the server uses),
+// some of them failing (a stale commit base, a quota overrun, an unknown owner):
 // each failing write gets its own error and leaves nothing behind, every other write is applied,
 // and all of it survives reopening the database.
 func TestGroupCommit(t *testing.T) {
@@ -76,8 +77,18 @@ func TestGroupCommit(t *testing.T) {
 		return err
 	})
 	waitGroupQueue(t, s, queued)
+	bobFolder := metastore.Node{Node: coffer.NewNodeID(), Parent: coffer.NodeID{}, Kind: 1, Version: 1, Record: []byte("d")}
+	run("bob commit (through Shares)", func() error {
+		ns, err := s.CommitShared(ctx, metastore.Commit{Tree: bob.Tree, Owner: bob.ID, BaseVersion: 1, Version: 2,
+			Head: []byte("b2"), Ops: []byte("o"), Records: []metastore.CommitRecord{{Node: bobFolder}}})
+		if err == nil && (len(ns) != 1 || ns[0].Account != bob.ID) {
+			err = fmt.Errorf("notices %+v; want one for bob", ns)
+		}
+		return err
+	})
+	waitGroupQueue(t, s, queued)
 	run("alice stale commit", func() error {
-		_, err := s.Commit(ctx, metastore.Commit{Tree: alice.Tree, Owner: alice.ID, BaseVersion: 1, Version: 2,
+		_, err := s.CommitShared(ctx, metastore.Commit{Tree: alice.Tree, Owner: alice.ID, BaseVersion: 1, Version: 2,
 			Head: []byte("h2'"), Ops: []byte("o"), Records: []metastore.CommitRecord{{Node: metastore.Node{
 				Node: coffer.NewNodeID(), Parent: root, Kind: kindFile, Version: 1, Record: []byte("g")}}}})
 		return err
@@ -105,7 +116,7 @@ func TestGroupCommit(t *testing.T) {
 	want := map[string]error{
 		"alice blob": nil, "bob blob 1": nil, "alice commit": nil,
 		"bob blob 2 over quota": coffer.ErrQuota, "unknown owner": coffer.ErrNotFound,
-		"alice stale commit": coffer.ErrConflict,
+		"alice stale commit": coffer.ErrConflict, "bob commit (through Shares)": nil,
 	}
 	for r := range results {
 		if w := want[r.name]; (w == nil) != (r.err == nil) || (w != nil && !errors.Is(r.err, w)) {
@@ -130,6 +141,9 @@ func TestGroupCommit(t *testing.T) {
 		}
 		if _, err := s.Node(ctx, alice.Tree, file.Node); err != nil {
 			t.Errorf("committed file: %v", err)
+		}
+		if _, err := s.Node(ctx, bob.Tree, bobFolder.Node); err != nil {
+			t.Errorf("bob's committed folder: %v", err)
 		}
 	}
 	check(s)

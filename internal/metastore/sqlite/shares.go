@@ -258,16 +258,18 @@ func (s *Store) UpdateRoster(ctx context.Context, u metastore.RosterUpdate) ([]m
 	return out, nil
 }
 
-// CommitShared implements metastore.Shares.
+// CommitShared implements metastore.Shares. Like Commit it is group-committed (group.go): it
+// shares its transaction and fsync with the other writes waiting at the time, in its own savepoint.
 func (s *Store) CommitShared(ctx context.Context, c metastore.Commit) ([]metastore.Notice, error) {
 	var out []metastore.Notice
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		seq, err := s.commitTx(ctx, tx, c)
+	wctx := context.WithoutCancel(ctx) // a group member's statements must not be interrupted
+	err := s.writeGrouped(ctx, func(tx *sql.Tx) error {
+		seq, err := s.commitTx(wctx, tx, c)
 		if err != nil {
 			return err
 		}
 		out = append(out, metastore.Notice{Account: c.Owner, Seq: seq})
-		ns, err := fanOut(ctx, tx, c)
+		ns, err := fanOut(wctx, tx, c)
 		out = append(out, ns...)
 		return err
 	})

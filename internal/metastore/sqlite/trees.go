@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 
 	"coffer"
 	"coffer/internal/metastore"
@@ -35,7 +36,7 @@ func (s *Store) Commit(ctx context.Context, c metastore.Commit) (coffer.Seq, err
 // commitStmts are the statements commitTx runs once per record.
 type commitStmts struct {
 	blobOwner, getNode, upsertNode, deleteNode, toHistory, trimHistoryBlobs, trimHistory,
-	deleteHistory, deleteNodeBlobs, deleteVersionBlobs, insertBlob, upsertFolder, deleteFolder *sql.Stmt
+	deleteHistory, deleteNodeBlobs, deleteVersionBlobs, insertBlob, addRefs, upsertFolder, deleteFolder *sql.Stmt
 }
 
 func prepareCommit(ctx context.Context, tx txStmts) (*commitStmts, func(), error) {
@@ -68,6 +69,7 @@ func prepareCommit(ctx context.Context, tx txStmts) (*commitStmts, func(), error
 		{&st.deleteNodeBlobs, `DELETE FROM node_blobs WHERE tree = ? AND node = ?`},
 		{&st.deleteVersionBlobs, `DELETE FROM node_blobs WHERE tree = ? AND node = ? AND version = ?`},
 		{&st.insertBlob, `INSERT OR IGNORE INTO node_blobs (tree, node, version, blob) VALUES (?, ?, ?, ?)`},
+		{&st.addRefs, `UPDATE blobs SET refs = refs + ? WHERE id = ?`},
 		{&st.upsertFolder, `INSERT INTO folders (tree, folder, bucket, count, root) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (tree, folder) DO UPDATE SET count = excluded.count, root = excluded.root`},
 		{&st.deleteFolder, `DELETE FROM folders WHERE tree = ? AND folder = ?`},
@@ -145,9 +147,19 @@ func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, c metastore.Commit) (c
 	}
 
 	keep := max(c.KeepVersions, 0)
+	olds, err := s.oldNodes(ctx, tx, tree, c.Records)
+	if err != nil {
+		return 0, err
+	}
+	refs := make(map[coffer.BlobID]int64)
 	for _, r := range c.Records {
-		if err := applyRecord(ctx, st, tree, r, keep); err != nil {
+		if err := applyRecord(ctx, st, tree, r, keep, olds, refs); err != nil {
 			return 0, err
+		}
+	}
+	for b, n := range refs {
+		if _, err := st.addRefs.ExecContext(ctx, n, b[:]); err != nil {
+			return 0, fmt.Errorf("sqlite: commit: blob %s references: %w", b, err)
 		}
 	}
 
@@ -195,8 +207,84 @@ func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, c metastore.Commit) (c
 	return coffer.Seq(seq), nil
 }
 
-// applyRecord writes one record of a commit.
-func applyRecord(ctx context.Context, st *commitStmts, tree []byte, r metastore.CommitRecord, keep int) error {
+// oldNode is the stored state of a node a commit replaces.
+type oldNode struct {
+	kind          int
+	version, kept int64 // kept: records in its history
+}
+
+// oldNodeChunks are the numbers of IDs one oldNodes query asks for (a shorter list is padded
+// with its first ID), so only these SQL texts exist and each is prepared once.
+var oldNodeChunks = [...]int{64, 8, 1}
+
+// oldNodes reads the stored state of every node recs write, in one query per 64 nodes instead of
+// one per record (the writer's transaction is the store's one serial section). It returns nil,
+// and applyRecord reads each node itself, if a node appears twice in recs: the second record
+// must see the first one's write.
+func (s *Store) oldNodes(ctx context.Context, tx *sql.Tx, tree []byte, recs []metastore.CommitRecord) (map[coffer.NodeID]oldNode, error) {
+	seen := make(map[coffer.NodeID]bool, len(recs))
+	ids := make([]coffer.NodeID, 0, len(recs))
+	for _, r := range recs {
+		if seen[r.Node.Node] {
+			return nil, nil
+		}
+		seen[r.Node.Node] = true
+		if !r.Tombstone {
+			ids = append(ids, r.Node.Node)
+		}
+	}
+	out := make(map[coffer.NodeID]oldNode, len(ids))
+	for len(ids) > 0 {
+		n := oldNodeChunks[0]
+		for _, c := range oldNodeChunks {
+			if c >= len(ids) {
+				n = c
+			}
+		}
+		take := min(n, len(ids))
+		args := make([]any, 0, n+1)
+		args = append(args, tree)
+		for i := range n {
+			args = append(args, ids[min(i, take-1)][:])
+		}
+		ids = ids[take:]
+		q := `SELECT n.node, n.kind, n.version,
+				(SELECT COUNT(*) FROM history h WHERE h.tree = n.tree AND h.node = n.node)
+			FROM nodes n WHERE n.tree = ? AND n.node IN (?` + strings.Repeat(", ?", n-1) + `)`
+		rows, err := s.wq.in(tx).QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: commit: read nodes: %w", err)
+		}
+		for rows.Next() {
+			var (
+				raw []byte
+				id  coffer.NodeID
+				o   oldNode
+			)
+			if err := rows.Scan(&raw, &o.kind, &o.version, &o.kept); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: commit: read nodes: %w", err)
+			}
+			if err := setID(id[:], raw, "node id"); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = o
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: commit: read nodes: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// applyRecord writes one record of a commit. olds, if not nil, holds the stored state of every
+// node of the commit (oldNodes); refs counts the node_blobs rows inserted per blob, which the
+// caller adds to blobs.refs.
+func applyRecord(ctx context.Context, st *commitStmts, tree []byte, r metastore.CommitRecord, keep int,
+	olds map[coffer.NodeID]oldNode, refs map[coffer.BlobID]int64) error {
 	n := r.Node
 	node := n.Node[:]
 	fail := func(err error) error { return fmt.Errorf("sqlite: commit: node %s: %w", n.Node, err) }
@@ -218,7 +306,15 @@ func applyRecord(ctx context.Context, st *commitStmts, tree []byte, r metastore.
 		oldKind          int
 		oldVersion, kept int64
 	)
-	err = st.getNode.QueryRowContext(ctx, tree, node).Scan(&oldKind, &oldVersion, &kept)
+	if olds != nil {
+		o, ok := olds[n.Node]
+		if !ok {
+			err = sql.ErrNoRows
+		}
+		oldKind, oldVersion, kept = o.kind, o.version, o.kept
+	} else {
+		err = st.getNode.QueryRowContext(ctx, tree, node).Scan(&oldKind, &oldVersion, &kept)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -253,9 +349,15 @@ func applyRecord(ctx context.Context, st *commitStmts, tree []byte, r metastore.
 		return fail(err)
 	}
 	for _, b := range r.Blobs {
-		if _, err := st.insertBlob.ExecContext(ctx, tree, node, version, b[:]); err != nil {
+		res, err := st.insertBlob.ExecContext(ctx, tree, node, version, b[:])
+		if err != nil {
 			return fail(err)
 		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fail(err)
+		}
+		refs[b] += n
 	}
 	return nil
 }
@@ -335,6 +437,51 @@ func (s *Store) Node(ctx context.Context, tree coffer.TreeID, node coffer.NodeID
 		return metastore.Node{}, fmt.Errorf("sqlite: node: %w", err)
 	}
 	return metastore.Node{}, fmt.Errorf("sqlite: node %s: %w", node, coffer.ErrNotFound)
+}
+
+// nodesChunks are the numbers of IDs one Nodes query asks for: a shorter list is padded with
+// its first ID, so only these few SQL texts exist and each is prepared once (stmtCache).
+var nodesChunks = [...]int{128, 16, 1}
+
+// Nodes implements metastore.Trees.
+func (s *Store) Nodes(ctx context.Context, tree coffer.TreeID, ids []coffer.NodeID) (map[coffer.NodeID]metastore.Node, error) {
+	out := make(map[coffer.NodeID]metastore.Node, len(ids))
+	ns := newNodeScanner(true)
+	for len(ids) > 0 {
+		n := nodesChunks[0]
+		for _, c := range nodesChunks {
+			if c >= len(ids) {
+				n = c
+			}
+		}
+		take := min(n, len(ids))
+		args := make([]any, 0, n+1)
+		args = append(args, tree[:])
+		for i := range n {
+			args = append(args, ids[min(i, take-1)][:])
+		}
+		ids = ids[take:]
+		q := `SELECT node, parent, kind, version, hash, record FROM nodes WHERE tree = ? AND node IN (?` +
+			strings.Repeat(", ?", n-1) + `)`
+		rows, err := s.rq.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: nodes: %w", err)
+		}
+		for rows.Next() {
+			nd, err := ns.scan(rows, coffer.NodeID{})
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: nodes: %w", err)
+			}
+			out[nd.Node] = nd
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: nodes: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // nodeQuery is Node's query (Store.nodeQ).
