@@ -89,66 +89,20 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteTo implements io.WriterTo: one w.Write per buffer, no intermediate copy. A section
-// longer than the buffer is read one buffer ahead (a second pooled buffer), so the disk works
-// while w sends.
+// WriteTo implements io.WriterTo: one w.Write per buffer, no intermediate copy.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	write := func() error {
+	for r.pos < r.end || len(r.win) > 0 {
+		if len(r.win) == 0 {
+			if err := r.fill(); err != nil {
+				return total, err
+			}
+		}
 		n, err := w.Write(r.win)
 		r.win = r.win[n:]
 		r.pos += int64(n)
 		total += int64(n)
-		return err
-	}
-	if len(r.win) > 0 {
-		if err := write(); err != nil {
-			return total, err
-		}
-	}
-	if r.end-r.pos <= int64(len(*r.buf)) { // one read at most: no read-ahead
-		for r.pos < r.end {
-			if err := r.fill(); err != nil {
-				return total, err
-			}
-			if err := write(); err != nil {
-				return total, err
-			}
-		}
-		return total, nil
-	}
-	// Read-ahead: a reader on its own buffer fills the next window while this one is written.
-	ahead := &Reader{f: r.f, name: r.name, buf: readBufs.Get().(*[]byte)}
-	defer readBufs.Put(ahead.buf)
-	type filled struct {
-		win []byte
-		err error
-	}
-	next := func(rd *Reader, pos int64) chan filled {
-		c := make(chan filled, 1)
-		go func() {
-			rd.pos, rd.end = pos, r.end
-			err := rd.fill()
-			c <- filled{rd.win, err}
-		}()
-		return c
-	}
-	readers := [2]*Reader{{f: r.f, name: r.name, buf: r.buf}, ahead}
-	cur := next(readers[0], r.pos)
-	for i := 1; r.pos < r.end; i++ {
-		got := <-cur
-		if got.err != nil {
-			return total, got.err
-		}
-		pending := false
-		if end := r.pos + int64(len(got.win)); end < r.end {
-			cur, pending = next(readers[i%2], end), true
-		}
-		r.win = got.win
-		if err := write(); err != nil {
-			if pending {
-				<-cur // the read-ahead must finish before its buffer goes back to the pool
-			}
+		if err != nil {
 			return total, err
 		}
 	}

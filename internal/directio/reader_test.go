@@ -71,37 +71,3 @@ func TestReader(t *testing.T) {
 		t.Error("negative offset accepted")
 	}
 }
-
-// failingWriter accepts n bytes, then fails.
-type failingWriter struct{ n int }
-
-func (w *failingWriter) Write(p []byte) (int, error) {
-	if len(p) > w.n {
-		k := w.n
-		w.n = 0
-		return k, errors.New("peer went away")
-	}
-	w.n -= len(p)
-	return len(p), nil
-}
-
-// TestReaderWriteToFails: a writer failing mid-section (with the read-ahead in flight, and on
-// the last window) ends WriteTo with its error and the bytes it took.
-func TestReaderWriteToFails(t *testing.T) {
-	data := make([]byte, 3*ReadBuf+5)
-	name := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(name, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, after := range []int{0, 10, ReadBuf + 3, 3*ReadBuf + 1} {
-		rd, err := OpenReader(name, 0, int64(len(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := rd.WriteTo(&failingWriter{n: after})
-		if err == nil || n != int64(after) {
-			t.Errorf("writer failing after %d bytes: WriteTo = %d, %v", after, n, err)
-		}
-		rd.Close()
-	}
-}
