@@ -291,22 +291,8 @@ func (s *Store) Get(ctx context.Context, id coffer.BlobID, offset, length int64)
 		return nil, fmt.Errorf("disk: get: blob %s: range [%d, +%d) outside its %d bytes: %w",
 			id, offset, length, size, coffer.ErrInvalid)
 	}
-	if length >= directReadMin {
-		// Past the page cache (directio.Reader): blobs are written directly too, and a blob
-		// sent to a client is rarely read again soon.
-		f.Close()
-		r, err := directio.OpenReader(name, offset, length)
-		if err != nil {
-			return nil, fmt.Errorf("disk: get: %w", mapErr(err))
-		}
-		return r, nil
-	}
 	return &fileSection{SectionReader: io.NewSectionReader(f, offset, length), f: f}, nil
 }
-
-// directReadMin is the smallest range Get reads past the page cache; smaller ones (a few small
-// files out of a pack) go through it and out with sendfile(2).
-const directReadMin = 64 << 10
 
 // fileSection reads a range of a file and closes the file.
 type fileSection struct {
