@@ -153,8 +153,14 @@ func run(ctx context.Context, c config) error {
 
 	env := append(os.Environ(), "COFFER_SERVER="+url, "COFFER_PASSWORD=bench-password-123",
 		"COFFER_CONFIG_DIR="+filepath.Join(c.dir, "cfg"))
+	perfN := 0
 	cli := func(args ...string) (procRun, error) {
 		cmd := exec.CommandContext(ctx, bin, args...)
+		if dir := os.Getenv("BENCH_PERF"); dir != "" { // profile each CLI run: perf record -g
+			perfN++
+			out := filepath.Join(dir, fmt.Sprintf("%02d-%s.data", perfN, args[0]))
+			cmd = exec.CommandContext(ctx, "perf", append([]string{"record", "-q", "-g", "-o", out, "--", bin}, args...)...)
+		}
 		cmd.Env = env
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = io.Discard, &out

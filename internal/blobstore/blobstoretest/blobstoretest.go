@@ -408,6 +408,21 @@ func testRangedGet(t *testing.T, s blobstore.Store) {
 			t.Errorf("Get(%d, %d) returned %d wrong bytes, want %d", r.off, r.n, len(got), len(want))
 		}
 	}
+	// Big ranges (a store may read them differently, e.g. the disk store past the page cache),
+	// at offsets and lengths that are not multiples of any block size.
+	big := data(12, 3<<20+777)
+	bigID := put(t, s, big)
+	for _, r := range []struct{ off, n int64 }{
+		{0, -1}, {1, 1 << 20}, {4095, 64<<10 + 1}, {1<<20 - 3, 2<<20 + 7}, {int64(len(big)) - 70_000, -1}, {65_536, 65_536},
+	} {
+		want := big[r.off:]
+		if r.n >= 0 {
+			want = want[:r.n]
+		}
+		if got := get(t, s, bigID, r.off, r.n); !bytes.Equal(got, want) {
+			t.Errorf("Get(%d, %d) of a %d-byte blob returned %d wrong bytes, want %d", r.off, r.n, len(big), len(got), len(want))
+		}
+	}
 	bad := []struct{ off, n int64 }{{10_001, -1}, {10_001, 0}, {9_000, 1001}, {0, 10_001}, {-1, 5}, {-1, -1}}
 	for _, r := range bad {
 		rc, err := s.Get(t.Context(), id, r.off, r.n)
