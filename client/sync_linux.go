@@ -12,33 +12,15 @@ import (
 // syncFiles makes the given files durable. On Linux one syncfs(2) per filesystem replaces a
 // fsync per file (a download group usually lives on one filesystem).
 func syncFiles(paths []string) error {
-	done := map[uint64]bool{}
 	dirs := map[string]bool{}
+	var list []string
 	for _, p := range paths {
-		dir := filepath.Dir(p)
-		if dirs[dir] {
-			continue
-		}
-		dirs[dir] = true
-		var st unix.Stat_t
-		if err := unix.Stat(dir, &st); err != nil {
-			return err
-		}
-		if done[st.Dev] {
-			continue
-		}
-		done[st.Dev] = true
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		err = unix.Syncfs(int(f.Fd()))
-		f.Close()
-		if err != nil {
-			return err
+		if dir := filepath.Dir(p); !dirs[dir] {
+			dirs[dir] = true
+			list = append(list, dir)
 		}
 	}
-	return nil
+	return syncDirs(list)
 }
 
 // syncDirs makes renames and new entries in the given folders durable: one syncfs(2) per

@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestKillDownloadFolder: kill -9 the CLI in the middle of a download of a folder of files of
@@ -29,22 +27,7 @@ func TestKillDownloadFolder(t *testing.T) {
 
 	dstDir := t.TempDir()
 	dst := filepath.Join(dstDir, "medium")
-	proxy.getPerRead.Store(int64(time.Millisecond)) // at most 32 MiB/s
-	start := proxy.getBytes.Load()
-	cmd := u.command("--parallel", "1", "get", "/medium", dst)
-	var out safeBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	if !waitFor(60*time.Second, func() bool { return proxy.getBytes.Load()-start >= files<<20/2 }) {
-		t.Fatalf("download made no progress: %s", out.String())
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
+	killGetMidway(t, u, proxy, "/medium", dst, files<<20/2)
 	ents, _ := os.ReadDir(dst)
 	placed := 0
 	for _, e := range ents {

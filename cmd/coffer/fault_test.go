@@ -209,22 +209,7 @@ func TestKillDownload(t *testing.T) {
 
 	dstDir := t.TempDir()
 	dst := filepath.Join(dstDir, "big.bin")
-	proxy.getPerRead.Store(int64(time.Millisecond)) // at most 32 MiB/s
-	start := proxy.getBytes.Load()
-	cmd := u.command("--parallel", "1", "get", "/big.bin", dst)
-	var out safeBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	if !waitFor(60*time.Second, func() bool { return proxy.getBytes.Load()-start >= 44<<20 }) {
-		t.Fatalf("download made no progress: %s", out.String())
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
+	killGetMidway(t, u, proxy, "/big.bin", dst, 44<<20)
 	if _, err := os.Lstat(dst); !os.IsNotExist(err) {
 		t.Fatalf("destination exists after the kill: %v", err)
 	}
@@ -313,4 +298,27 @@ func TestHostileServer(t *testing.T) {
 	u.ok("ls", "/")
 	proxy.replay.Store(true)
 	u.fails(exitVerify, "ls", "/")
+}
+
+// killGetMidway runs `coffer --parallel 1 get remote dst` through proxy slowed to at most 32 MiB/s,
+// kills it (SIGKILL) once it has fetched atLeast bytes, and waits for it to exit. The proxy stays
+// slow: the caller resets getPerRead.
+func killGetMidway(t *testing.T, u *user, proxy *slowProxy, remote, dst string, atLeast int64) {
+	t.Helper()
+	proxy.getPerRead.Store(int64(time.Millisecond))
+	start := proxy.getBytes.Load()
+	cmd := u.command("--parallel", "1", "get", remote, dst)
+	var out safeBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	if !waitFor(60*time.Second, func() bool { return proxy.getBytes.Load()-start >= atLeast }) {
+		t.Fatalf("download made no progress: %s", out.String())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
 }
