@@ -277,7 +277,7 @@ func unlock(ctx context.Context, cfg Config, tr *transport, username, sessionID,
 		username: username, account: acct, sessionID: sessionID, mk: mk,
 		bundle: b, signer: signer, signPub: [32]byte(signer.Public().(ed25519.PublicKey)), pub: pub,
 		tree: b.Tree, treeWrap: b.TreeKey.WrapKey(), state: st, treeCache: &treeCache{}, shares: shares,
-		batchFiles: 1000, batchEvery: 8 * time.Second,
+		batchFiles: 4000, batchChunks: 200_000, batchEvery: 8 * time.Second,
 	}
 	if cfg.StateDir != "" {
 		if err := c.save(); err != nil {

@@ -110,8 +110,12 @@ type Client struct {
 	shares *shareSet
 
 	// Tunables (tests shrink them).
-	batchFiles int           // upload: files per commit batch
-	batchEvery time.Duration // upload: commit at least this often
+	batchFiles int // upload: files per commit batch
+	// batchChunks: an upload commit batch commits once it holds this many chunk references
+	// (about 45 bytes each in a record), so a batch of big files stays far from the 64 MiB
+	// commit limit.
+	batchChunks int
+	batchEvery  time.Duration // upload: commit at least this often
 }
 
 // Identity describes the logged-in account.

@@ -121,3 +121,7 @@ func ListUnderWrongKey(ctx context.Context, c *Client, p string) (lightN int, li
 	}
 	return
 }
+
+// SetCommitBatch sets how many files, and how many chunk references, an upload commits at most
+// per commit.
+func SetCommitBatch(c *Client, files, chunks int) { c.batchFiles, c.batchChunks = files, chunks }

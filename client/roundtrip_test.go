@@ -1,7 +1,9 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,4 +154,71 @@ func TestPutRoundTrips(t *testing.T) {
 	if res := put(c, filepath.Join(dir, "a"), "/a"); res.Files != 0 || res.Skipped != 1 {
 		t.Fatalf("put /a again: %+v; want it skipped", res)
 	}
+}
+
+// TestPutCommitBatches: an upload commits its files in batches bounded by a file count and by a
+// number of chunk references, and every file arrives.
+func TestPutCommitBatches(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	log := &requestLog{}
+	env.SetHook(log.hook)
+	c := env.Client(t, "bea")
+	src := t.TempDir()
+	write := func(name string, size int) {
+		if err := os.WriteFile(filepath.Join(src, name), bytes.Repeat([]byte{byte(size)}, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 6 {
+		write(fmt.Sprintf("small%d", i), 10+i)
+	}
+	count := func(dst string) int {
+		t.Helper()
+		log.take()
+		res, err := c.Upload(ctx, []string{src}, dst, client.TransferOptions{})
+		if err != nil || res.Files != len(mustReadDir(t, src)) {
+			t.Fatalf("upload %s: %+v, %v", dst, res, err)
+		}
+		n := 0
+		for _, r := range log.take() {
+			if strings.HasSuffix(r, "/commit OK") {
+				n++
+			}
+		}
+		return n
+	}
+	client.SetCommitBatch(c, 4, 1_000_000)
+	if n := count("/by-files"); n != 2 { // 6 files, 4 per batch
+		t.Errorf("6 small files, batches of 4 files: %d commits, want 2", n)
+	}
+	// Two files of 3 chunks (1 MiB chunks): a batch commits once it holds 3 chunk references, so
+	// each file is a commit of its own (with a bound of 4, both would go in one).
+	for _, f := range mustReadDir(t, src) {
+		os.Remove(filepath.Join(src, f))
+	}
+	write("big1", 2<<20+1)
+	write("big2", 2<<20+2)
+	client.SetCommitBatch(c, 4000, 3)
+	if n := count("/by-chunks"); n != 2 {
+		t.Errorf("2 files of 3 chunks, batches of 3 chunks: %d commits, want 2", n)
+	}
+	for _, p := range []string{"/by-files/small5", "/by-chunks/big1", "/by-chunks/big2"} {
+		if _, err := c.Stat(ctx, p); err != nil {
+			t.Errorf("stat %s: %v", p, err)
+		}
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
 }

@@ -84,8 +84,8 @@ type uploader struct {
 //
 // Chunks (1 MiB) are encrypted under a fresh content key per file version and packed into blobs
 // of up to 4 MiB, Config.Parallel blobs in flight; file records are committed in batches (every
-// 1,000 files or 8 s, and at the end), each only after all its blobs were acknowledged. Memory
-// stays around Parallel × 2 × 4 MiB whatever the file sizes. Files over 4 MiB are journaled in
+// 4,000 files, 200,000 chunks or 8 s, and at the end), each only after all its blobs were
+// acknowledged. Memory stays around Parallel × 2 × 4 MiB whatever the file sizes. Files over 4 MiB are journaled in
 // StateDir, so re-running an interrupted upload reuses the packs already stored.
 func (c *Client) Upload(ctx context.Context, locals []string, remote string, opts TransferOptions) (TransferResult, error) {
 	if tc, rel, err := c.routeWrite(ctx, remote); err != nil || tc != c {
@@ -580,6 +580,7 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 // commitLoop commits finished files in batches until the workers are done.
 func (u *uploader) commitLoop() error {
 	var batch []*upFile
+	chunks := 0 // chunk references in batch: bounds the commit's size
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -598,20 +599,20 @@ func (u *uploader) commitLoop() error {
 			if len(batch) == 0 {
 				timer.Reset(u.c.batchEvery)
 			}
-			batch = append(batch, f)
-			if len(batch) >= u.c.batchFiles {
+			batch, chunks = append(batch, f), chunks+len(f.chunks)
+			if len(batch) >= u.c.batchFiles || chunks >= u.c.batchChunks {
 				timer.Stop()
 				if err := u.commitBatch(batch); err != nil {
 					return err
 				}
-				batch = nil
+				batch, chunks = nil, 0
 			}
 		case <-timer.C:
 			if len(batch) > 0 {
 				if err := u.commitBatch(batch); err != nil {
 					return err
 				}
-				batch = nil
+				batch, chunks = nil, 0
 			}
 		case <-u.ctx.Done():
 			return u.err()
