@@ -498,11 +498,10 @@ func newView(h *format.Head, hash [32]byte, buckets *[256][32]byte) *view {
 		entries: map[coffer.NodeID][]format.Entry{}, bucketOf: map[uint8][]format.FolderSummary{}}
 }
 
-// listEntries returns the entries of folder n at path p sorted by name (then node ID), like
-// list followed by entryOf, except that a folder of light or more children that is not in the
-// view yet is turned into entries as its listing streams in, without nodes: the view then
-// keeps only its verified commitments (as after forget). A folder of fewer children is listed
-// and kept in the view as list does (ents is then nil and f is the folder).
+// listEntries lists folder n at path p. A folder of light or more children (light > 0) that is not
+// in the view yet is turned into entries as its listing streams in, without nodes, and returned
+// as ents sorted by name (then node ID): the view then keeps only its verified commitments (as
+// after forget). Otherwise the folder is decrypted, kept in the view and returned as f (ents nil).
 func (v *view) listEntries(ctx context.Context, c *Client, n *node, p string, light int) (f *folder, ents []*Entry, err error) {
 	if !n.isDir() {
 		return nil, nil, fmt.Errorf("client: %s is not a folder: %w", p, coffer.ErrInvalid)
@@ -682,26 +681,7 @@ func (v *view) forget(f *folder) {
 
 // list returns the verified listing of folder n (what names it in errors).
 func (v *view) list(ctx context.Context, c *Client, n *node, what string) (*folder, error) {
-	if !n.isDir() {
-		return nil, fmt.Errorf("client: %s is not a folder: %w", what, coffer.ErrInvalid)
-	}
-	v.mu.Lock()
-	f := v.folders[n.id()]
-	v.mu.Unlock()
-	if f != nil {
-		return f, nil
-	}
-	op := newListOpener(n.id(), n.childWrap(), v.head.Writer, v.authorOK)
-	raw, err := c.fetchListing(ctx, n.id(), what, op)
-	if err != nil {
-		return nil, err
-	}
-	f, err = v.verifyRaw(raw, n.id(), n.childWrap(), true, what)
-	if errors.Is(err, errStale) {
-		if _, _, herr := c.verifyHead(ctx, raw.headRaw, raw.seen, what); herr != nil {
-			return nil, herr
-		}
-	}
+	f, _, err := v.listEntries(ctx, c, n, what, 0) // light 0: always decrypted nodes
 	return f, err
 }
 
