@@ -7,14 +7,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
 
 // startProfiles fetches, from every node's private pprof listener, a CPU, a block and a mutex
 // profile covering a phase of length d (all but its first and last second) into c.profile, named
-// MODE-RUNID-PHASE-nodeN.{cpu,block,mutex}.pprof. The returned function waits for them. Without
-// -profile it does nothing. Read them with `go tool pprof BIN FILE`.
+// MODE-RUNID-PHASE-nodeN.{cpu,block,mutex}.pprof, and writes the load generator's own CPU
+// profile of the same span as MODE-RUNID-PHASE-load.cpu.pprof. The returned function waits for
+// them. Without -profile it does nothing. Read them with `go tool pprof BIN FILE`.
 func startProfiles(ctx context.Context, c config, mode, runID, phase string, d time.Duration, nodes []*node) func() {
 	if c.profile == "" {
 		return func() {}
@@ -25,6 +27,14 @@ func startProfiles(ctx context.Context, c config, mode, runID, phase string, d t
 	}
 	secs := max(int((d-2*time.Second)/time.Second), 1)
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		path := filepath.Join(c.profile, fmt.Sprintf("%s-%s-%s-load.cpu.pprof", mode, runID, phase))
+		if err := selfProfile(ctx, path, time.Duration(secs)*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "load: profile:", err)
+		}
+	}()
 	for i, n := range nodes {
 		for _, kind := range []string{"profile", "block", "mutex"} {
 			wg.Add(1)
@@ -42,6 +52,25 @@ func startProfiles(ctx context.Context, c config, mode, runID, phase string, d t
 		}
 	}
 	return wg.Wait
+}
+
+// selfProfile writes the load generator's CPU profile of d, starting a second from now, to path.
+func selfProfile(ctx context.Context, path string, d time.Duration) error {
+	time.Sleep(time.Second) // skip the phase's ramp-up
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	pprof.StopCPUProfile()
+	return f.Close()
 }
 
 func fetchProfile(ctx context.Context, url, path string) error {

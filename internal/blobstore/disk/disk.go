@@ -3,7 +3,11 @@
 // Layout under the store's directory:
 //
 //	blobs/ab/cd/abcd…(64 hex digits)   the blob whose ID starts with bytes 0xab 0xcd
-//	tmp/                               uploads in progress (emptied by New)
+//	tmp/ab/                            uploads in progress of blobs starting with 0xab (emptied by New)
+//
+// Temporary files are spread over 256 folders like the blobs: creating and removing files in one
+// folder from many uploads at once serialises them on that folder's lock, and the kernel spins
+// for it (measured: twice the CPU per 200 KiB upload with 12 concurrent uploads on ext4).
 //
 // A Put streams into a temporary file while computing its CRC-32C, fsyncs it, links it into place
 // (never replacing a blob already there) and fsyncs the directory, so a blob is either complete and
@@ -99,7 +103,7 @@ func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int
 	if _, err := os.Stat(final); err == nil {
 		return false, s.drain(ctx, id, r, size, crc)
 	}
-	f, err := os.CreateTemp(s.tmp, "put-*")
+	f, err := s.createTemp(id)
 	if err != nil {
 		return false, fmt.Errorf("disk: put: create temp file: %w", mapErr(err))
 	}
@@ -161,6 +165,20 @@ func (s *Store) Put(ctx context.Context, id coffer.BlobID, r io.Reader, size int
 		return false, fmt.Errorf("disk: put: %w", err)
 	}
 	return true, nil
+}
+
+// createTemp creates a temporary file for a Put of id in id's temporary folder, making the folder
+// if it does not exist (New removed it, or this is its first use).
+func (s *Store) createTemp(id coffer.BlobID) (*os.File, error) {
+	dir := filepath.Join(s.tmp, id.String()[0:2])
+	f, err := os.CreateTemp(dir, "put-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		f, err = os.CreateTemp(dir, "put-*")
+	}
+	return f, err
 }
 
 // check compares what a Put read (n bytes with CRC-32C sum) with what it was told.
