@@ -102,7 +102,8 @@ type simClient struct {
 	token   string
 	commits map[coffer.Seq]time.Time // commit response times not yet matched with an event
 	events  map[coffer.Seq]time.Time // events that arrived before their commit response
-	small   int                      // small-file puts done (files or folders)
+	small   []int                    // names (numbers) of the small-file puts done (files or folders)
+	next    int                      // number of the next small-file put (one interrupted by a phase's end is not retried under its name)
 	// onLatency records a change-stream delivery latency (called with mu held).
 	onLatency func(time.Duration)
 }
@@ -141,7 +142,8 @@ type runner struct {
 	phase  atomic.Value
 	base   *http.Transport
 	local  struct{ small, medium string }
-	tokens chan struct{} // -pace: one token per small-file put
+	tokens chan struct{} // paced phase: one token per small-file put
+	pace   float64       // small-file puts per second in the current phase (0: closed loop)
 }
 
 // pacer hands out pace tokens per second until ctx ends. A token nobody takes is not saved up
@@ -311,26 +313,28 @@ func (r *runner) mixedLoop(ctx context.Context, s *simClient) {
 		return fmt.Sprintf("/b-%06d/f-%04d", i, rng.IntN(batch))
 	}
 	for k := 0; ctx.Err() == nil; k++ {
-		if r.cfg.smallPerClient > 0 && s.small*batch >= r.cfg.smallPerClient {
+		if r.cfg.smallPerClient > 0 && len(s.small)*batch >= r.cfg.smallPerClient {
 			return
 		}
-		if r.cfg.pace > 0 {
+		if r.pace > 0 {
 			select {
 			case <-r.tokens:
 			case <-ctx.Done():
 				return
 			}
 		}
-		remote := fmt.Sprintf("/s-%06d", s.small)
+		i := s.next
+		s.next++
+		remote := fmt.Sprintf("/s-%06d", i)
 		if batch > 1 {
-			remote = fmt.Sprintf("/b-%06d", s.small)
+			remote = fmt.Sprintf("/b-%06d", i)
 		}
 		err := r.timed(ctx, r.putOp(), func() error {
 			_, err := s.c.Upload(ctx, []string{r.local.small}, remote, client.TransferOptions{})
 			return err
 		})
 		if err == nil {
-			s.small++
+			s.small = append(s.small, i)
 		} else if ctx.Err() != nil {
 			return
 		}
@@ -340,8 +344,8 @@ func (r *runner) mixedLoop(ctx context.Context, s *simClient) {
 				_, err := s.c.List(ctx, "/")
 				return err
 			})
-		case k%5 == 2 && s.small > 0:
-			p := smallPath(rng.IntN(s.small))
+		case k%5 == 2 && len(s.small) > 0:
+			p := smallPath(s.small[rng.IntN(len(s.small))])
 			_ = r.timed(ctx, "download small", func() error { return s.c.Cat(ctx, p, io.Discard) })
 		}
 		// Medium files: spread over the clients' first turns (not all at once), then every 25.
