@@ -17,9 +17,9 @@ func (a *app) migrateCmd() *cobra.Command {
 		Short: "Copy a server's data to other stores (e.g. SQLite and disk to PostgreSQL and S3)",
 		Long: `Copy everything a server stores to another pair of stores: accounts, invites, trees with all their
 records and kept versions, folder summaries, buckets, heads, the change feed, public links, blob
-bookkeeping and the blob bytes (streamed; each blob is checked against its recorded CRC-32C, or its
-SHA-256 against its ID if it was recorded without one, before it is copied). Sessions are not copied:
-users log in again afterwards.
+bookkeeping and the blob bytes (streamed; the destination checks each blob against its recorded
+CRC-32C as it is written; a blob recorded without one is first checked by SHA-256 against its ID).
+Sessions are not copied: users log in again afterwards.
 
 It is resumable: blobs and rows already present in the destination are skipped, so after an
 interruption run the same command again. It ends with a verification pass (row counts and row

@@ -69,6 +69,7 @@ type checker struct {
 	w        io.Writer
 	problems int
 	orphans  int
+	legacy   int // recorded blobs without a CRC-32C, checked by SHA-256 = ID
 }
 
 func (c *checker) problem(format string, args ...any) {
@@ -122,8 +123,8 @@ func (c *checker) run() error {
 			return err
 		}
 	}
-	fmt.Fprintf(c.w, "checked %d recorded blobs, %d references, %d blob files (%d orphans), %d trees: %d problems\n",
-		len(infos), referenced, files, c.orphans, len(trees), c.problems)
+	fmt.Fprintf(c.w, "checked %d recorded blobs (%d without a recorded CRC-32C), %d references, %d blob files (%d orphans), %d trees: %d problems\n",
+		len(infos), c.legacy, referenced, files, c.orphans, len(trees), c.problems)
 	return nil
 }
 
@@ -156,6 +157,7 @@ func (c *checker) checkBlob(b metastore.BlobInfo) error {
 		}
 		return nil
 	}
+	c.legacy++
 	h := sha256.New()
 	if _, err := io.Copy(h, rc); err != nil {
 		return fmt.Errorf("blob %v: %w", b.ID, err)

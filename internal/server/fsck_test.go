@@ -121,7 +121,7 @@ func TestFsckChecksRecordedCRC(t *testing.T) {
 	if st, ae := e.putBlobAs(treePath(u, ""), u.token, id, crcOf(tagged), tagged, nil); st != 200 {
 		t.Fatalf("upload under a tag-derived ID: %d %+v", st, ae)
 	}
-	if n, out := fsckEnv(t, e); n != 0 {
+	if n, out := fsckEnv(t, e); n != 0 || !strings.Contains(out, "checked 2 recorded blobs (0 without a recorded CRC-32C)") {
 		t.Fatalf("fsck before the damage: %d problems\n%s", n, out)
 	}
 
@@ -157,7 +157,7 @@ func TestFsckLegacyBlob(t *testing.T) {
 	old := []byte("a blob from before the CRC column")
 	oldID := coffer.BlobID(sha256.Sum256(old))
 	legacy(oldID, old)
-	if n, out := fsckEnv(t, e); n != 0 {
+	if n, out := fsckEnv(t, e); n != 0 || !strings.Contains(out, "checked 1 recorded blobs (1 without a recorded CRC-32C)") {
 		t.Fatalf("fsck of an intact legacy blob: %d problems\n%s", n, out)
 	}
 

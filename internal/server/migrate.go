@@ -58,8 +58,8 @@ type MigrateConfig struct {
 
 // Migrate copies everything a server stores from one pair of stores to another (e.g. SQLite and
 // disk to PostgreSQL and S3): blob bytes first (streamed; each blob's bytes are checked against
-// its recorded CRC-32C, or for a blob recorded without one its SHA-256 against its ID, before it
-// is copied), then every table of MigrateTables. It is
+// its recorded CRC-32C as they are written, or for a blob recorded without one its SHA-256
+// against its ID first), then every table of MigrateTables. It is
 // resumable: blobs already present with the right size and rows already present are skipped, so
 // an interrupted run can simply be started again. It ends with a verification pass: per table,
 // row counts and an order-independent digest of the rows must match between source and
@@ -245,10 +245,10 @@ feed:
 var errMissingBlob = errors.New("missing in the source")
 
 // copyBlob copies one blob unless the destination has it with the right size already. Stores do
-// not hash what they store, so it reads the source twice: first to check the bytes (their CRC-32C
-// against the recorded one, or for a blob recorded without one their SHA-256 against the ID; a
-// corrupt source blob is an error wrapping coffer.ErrCorrupt) and compute their CRC-32C, then to
-// copy them under that CRC, which the destination checks.
+// not hash what they store; a corrupt source blob is an error wrapping coffer.ErrCorrupt and
+// nothing is stored. A blob recorded with a CRC-32C is streamed once, under that CRC, which the
+// destination checks as it writes. One recorded without a CRC-32C is read twice: first to check
+// that its SHA-256 is its ID and compute its CRC-32C, then to copy it under that CRC.
 func copyBlob(ctx context.Context, from, to blobstore.Store, b metastore.BlobInfo) (bool, error) {
 	if n, err := to.Stat(ctx, b.ID); err == nil && n == b.Size {
 		return false, nil
@@ -260,29 +260,29 @@ func copyBlob(ctx context.Context, from, to blobstore.Store, b metastore.BlobInf
 	} else if !errors.Is(err, coffer.ErrNotFound) {
 		return false, fmt.Errorf("server: migrate: blob %v: destination: %w", b.ID, err)
 	}
-	c := crc32.New(blobstore.CRC32C)
-	if b.HasCRC {
-		if err := readBlob(ctx, from, b.ID, c); err != nil {
-			return false, err
-		}
-		if c.Sum32() != b.CRC32C {
-			return false, fmt.Errorf("server: migrate: blob %v: the source's bytes do not match the recorded CRC-32C: %w", b.ID, coffer.ErrCorrupt)
-		}
-	} else {
-		h := sha256.New()
+	crc := b.CRC32C
+	if !b.HasCRC {
+		h, c := sha256.New(), crc32.New(blobstore.CRC32C)
 		if err := readBlob(ctx, from, b.ID, io.MultiWriter(h, c)); err != nil {
 			return false, err
 		}
 		if coffer.BlobID(h.Sum(nil)) != b.ID {
 			return false, fmt.Errorf("server: migrate: blob %v: the source's bytes do not hash to the ID: %w", b.ID, coffer.ErrCorrupt)
 		}
+		crc = c.Sum32()
 	}
 	rc, err := from.Get(ctx, b.ID, 0, -1)
+	if errors.Is(err, coffer.ErrNotFound) {
+		return false, errMissingBlob
+	}
 	if err != nil {
 		return false, fmt.Errorf("server: migrate: blob %v: source: %w", b.ID, err)
 	}
 	defer rc.Close()
-	if _, err := to.Put(ctx, b.ID, rc, b.Size, c.Sum32()); err != nil {
+	if _, err := to.Put(ctx, b.ID, rc, b.Size, crc); err != nil {
+		if b.HasCRC && errors.Is(err, coffer.ErrCorrupt) {
+			return false, fmt.Errorf("server: migrate: blob %v: the source's bytes do not match the recorded size and CRC-32C: %w", b.ID, err)
+		}
 		return false, fmt.Errorf("server: migrate: blob %v: %w", b.ID, err)
 	}
 	return true, nil

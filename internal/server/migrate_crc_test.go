@@ -124,12 +124,15 @@ func TestMigrateCopyBlobChecks(t *testing.T) {
 	wrongCRC := put(sha256.Sum256([]byte("other tags")), tagged)
 	wrongCRC.CRC32C, wrongCRC.HasCRC = withCRC.CRC32C^1, true
 	misnamed := put(sha256.Sum256([]byte("not these bytes")), legacyBlob)
+	short := put(sha256.Sum256([]byte("short")), tagged[:10])
+	short.Size, short.CRC32C, short.HasCRC = int64(len(tagged)), withCRC.CRC32C, true
 	for _, c := range []struct {
 		b    metastore.BlobInfo
 		want string
 	}{
-		{wrongCRC, "do not match the recorded CRC-32C"},
+		{wrongCRC, "do not match the recorded size and CRC-32C"},
 		{misnamed, "do not hash to the ID"},
+		{short, "do not match the recorded size and CRC-32C"},
 	} {
 		_, err := copyBlob(ctx, from, to, c.b)
 		if !errors.Is(err, coffer.ErrCorrupt) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.b.ID.String()) {
