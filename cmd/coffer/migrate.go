@@ -17,12 +17,13 @@ func (a *app) migrateCmd() *cobra.Command {
 		Short: "Copy a server's data to other stores (e.g. SQLite and disk to PostgreSQL and S3)",
 		Long: `Copy everything a server stores to another pair of stores: accounts, invites, trees with all their
 records and kept versions, folder summaries, buckets, heads, the change feed, public links, blob
-bookkeeping and the blob bytes (streamed; the destination checks every blob's SHA-256 as it is written). Sessions
-are not copied: users log in again afterwards.
+bookkeeping and the blob bytes (streamed; the destination checks each blob against its recorded
+CRC-32C as it is written; a blob recorded without one is first checked by SHA-256 against its ID).
+Sessions are not copied: users log in again afterwards.
 
 It is resumable: blobs and rows already present in the destination are skipped, so after an
 interruption run the same command again. It ends with a verification pass (row counts and row
-digests per table, then the fsck checks on the destination, which read back and hash every blob).
+digests per table, then the fsck checks on the destination, which read back and check every blob).
 Progress goes to stderr, problems to stdout. Stop every server using either side first.
 
 Store values are as for serve --db and --blobs: a SQLite file path or sqlite:PATH or

@@ -198,7 +198,8 @@ func (a *app) adminCmd() *cobra.Command {
 	fsck := &cobra.Command{
 		Use:   "fsck",
 		Short: "Check the server's stores",
-		Long: `Check the server's stores: every blob exists with its recorded size and hash, every blob file is
+		Long: `Check the server's stores: every blob exists with its recorded size and CRC-32C (the one the
+server verified at upload; SHA-256 = ID for a blob recorded before it kept CRC-32Cs), every blob file is
 accounted for, every record parses, every tree's state recomputes to its signed head. Problems are
 reported, never repaired. Run it while the server is stopped. Exit status 0: clean; 1: problems found.`,
 		Example: "  coffer admin fsck --data /srv/coffer",

@@ -202,17 +202,26 @@ type BlobInfo struct {
 	Owner   coffer.AccountID
 	Size    int64
 	Created time.Time
+	// CRC32C is the CRC-32C (Castagnoli) of the blob's bytes, which the server verified while
+	// storing them; fsck checks the stored bytes against it. It is meaningful only if HasCRC:
+	// blobs recorded before the server kept it have none (fsck checks those by their old
+	// naming, SHA-256 of the bytes = ID).
+	CRC32C uint32
+	HasCRC bool
 }
 
 // Blobs keeps track of stored blobs for quota and garbage collection. The blob bytes live in a
 // blobstore.Store; the server writes the bytes first and then calls AddBlob.
 type Blobs interface {
-	// AddBlob records a stored blob. If it exists with the same owner it only refreshes Created
-	// (so an in-flight re-upload is not collected). ErrExist if another account owns it. ErrQuota
+	// AddBlob records a stored blob, with its CRC-32C if b.HasCRC (else none). If it exists with
+	// the same owner it only refreshes Created (so an in-flight re-upload is not collected): the
+	// size and the CRC-32C recorded first are kept, and a row recorded without a CRC-32C stays
+	// without. ErrExist if another account owns it. ErrQuota
 	// (nothing recorded) if it would take the owner over quota. ErrNotFound for an unknown owner;
 	// ErrInvalid for a zero Created or a negative size.
 	AddBlob(ctx context.Context, b BlobInfo) error
-	// Blob returns one blob's bookkeeping (ErrNotFound).
+	// Blob returns one blob's bookkeeping (ErrNotFound). Blob, CollectableBlobs and AllBlobs return
+	// the recorded CRC-32C (HasCRC false for a row recorded without one).
 	Blob(ctx context.Context, id coffer.BlobID) (BlobInfo, error)
 	// Usage returns the bytes and count of blobs owned by acct.
 	Usage(ctx context.Context, acct coffer.AccountID) (bytes, count int64, err error)

@@ -211,21 +211,3 @@ func TestBlobPutUnrecordedBytes(t *testing.T) {
 		}
 	}
 }
-
-// TestBlobPutTrustsClientID: the server does not hash uploads, so a client that lies about a
-// blob's ID gets it stored under that ID (in its own account: its own loss, as its records are
-// its own); `coffer admin fsck`, which does hash every blob, reports it.
-func TestBlobPutTrustsClientID(t *testing.T) {
-	e := newEnv(t)
-	u := e.signup("alice")
-	data := []byte("bytes that do not hash to the claimed ID")
-	claimed := coffer.BlobID(sha256.Sum256([]byte("something else")))
-	if st, ae := e.putBlobAs(treePath(u, ""), u.token, claimed, crcOf(data), data, nil); st != 200 {
-		t.Fatalf("upload under a false ID: %d %+v", st, ae)
-	}
-	var out bytes.Buffer
-	n, err := FsckStores(t.Context(), e.meta, e.blobs, &out)
-	if err != nil || n != 1 || !strings.Contains(out.String(), claimed.String()+": content does not hash to its ID") {
-		t.Fatalf("fsck: %d %v\n%s", n, err, out.String())
-	}
-}

@@ -24,8 +24,9 @@ const maxCheckBlobs = 10000
 var errQuota = &apiError{status: http.StatusInsufficientStorage, code: api.CodeQuota, msg: "quota exceeded"}
 
 // handleBlobPut stores the body as blob {id}, owned by the tree's owner. The client names the
-// blob (its SHA-256, which the server does not recompute: fsck does); the server checks the
-// body's length and CRC-32C while streaming it to the store. The bytes are durable in the blob
+// blob (the server does not check the name); the server checks the body's length and CRC-32C
+// while streaming it to the store, and records that CRC-32C with the blob, so that fsck can
+// check the stored bytes whatever the ID is derived from. The bytes are durable in the blob
 // store before the bookkeeping is written, so bookkeeping never names missing bytes, and a blob
 // already stored is never replaced: storing it again is acknowledged only if the stored bytes
 // have the size and CRC-32C the client sent (see confirmStored).
@@ -121,7 +122,9 @@ func (s *Server) handleBlobPut(w http.ResponseWriter, r *http.Request, sess *met
 			return err
 		}
 	}
-	err = s.meta.AddBlob(ctx, metastore.BlobInfo{ID: bid, Owner: owner.ID, Size: size, Created: s.now()})
+	// The stored bytes have crc: the store checked them against it (created), or confirmStored
+	// read them back. A record that exists already keeps its own CRC-32C (see AddBlob).
+	err = s.meta.AddBlob(ctx, metastore.BlobInfo{ID: bid, Owner: owner.ID, Size: size, Created: s.now(), CRC32C: crc, HasCRC: true})
 	switch {
 	case errors.Is(err, coffer.ErrExist):
 		return errBlobTaken(bid)

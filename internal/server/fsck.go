@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -19,8 +20,10 @@ import (
 )
 
 // Fsck checks a stopped server's data directory and writes one line per problem to w, then a
-// summary. It checks that every recorded blob exists with its recorded size and that its SHA-256
-// is its ID; that every referenced blob is recorded; that every blob file is recorded (an
+// summary. It checks that every recorded blob exists with its recorded size and that its bytes
+// are intact: their CRC-32C is the one recorded when the server verified the upload, or, for a
+// blob recorded before the server kept CRCs, their SHA-256 is the blob's ID (how blobs were named
+// then); that every referenced blob is recorded; that every blob file is recorded (an
 // unrecorded file is reported as a note, not a problem: it is what a server killed between
 // storing a blob and recording it leaves behind, harmless and unreferenced; it is not deleted); that every record parses and matches its index row; and that every
 // tree's folder summaries and bucket hashes recompute from the stored records to the head's state
@@ -66,6 +69,7 @@ type checker struct {
 	w        io.Writer
 	problems int
 	orphans  int
+	legacy   int // recorded blobs without a CRC-32C, checked by SHA-256 = ID
 }
 
 func (c *checker) problem(format string, args ...any) {
@@ -119,12 +123,13 @@ func (c *checker) run() error {
 			return err
 		}
 	}
-	fmt.Fprintf(c.w, "checked %d recorded blobs, %d references, %d blob files (%d orphans), %d trees: %d problems\n",
-		len(infos), referenced, files, c.orphans, len(trees), c.problems)
+	fmt.Fprintf(c.w, "checked %d recorded blobs (%d without a recorded CRC-32C), %d references, %d blob files (%d orphans), %d trees: %d problems\n",
+		len(infos), c.legacy, referenced, files, c.orphans, len(trees), c.problems)
 	return nil
 }
 
-// checkBlob checks one recorded blob's bytes: present, recorded size, SHA-256 equal to the ID.
+// checkBlob checks one recorded blob's bytes: present, recorded size, and CRC-32C equal to the
+// recorded one (or, without a recorded CRC, SHA-256 equal to the ID).
 func (c *checker) checkBlob(b metastore.BlobInfo) error {
 	size, err := c.blobs.Stat(c.ctx, b.ID)
 	if errors.Is(err, coffer.ErrNotFound) {
@@ -142,12 +147,23 @@ func (c *checker) checkBlob(b metastore.BlobInfo) error {
 		return err
 	}
 	defer rc.Close()
+	if b.HasCRC {
+		h := crc32.New(blobstore.CRC32C)
+		if _, err := io.Copy(h, rc); err != nil {
+			return fmt.Errorf("blob %v: %w", b.ID, err)
+		}
+		if got := h.Sum32(); got != b.CRC32C {
+			c.problem("blob %v: content does not match its recorded CRC-32C (corrupt): recorded %08x, stored bytes %08x", b.ID, b.CRC32C, got)
+		}
+		return nil
+	}
+	c.legacy++
 	h := sha256.New()
 	if _, err := io.Copy(h, rc); err != nil {
-		return err
+		return fmt.Errorf("blob %v: %w", b.ID, err)
 	}
 	if coffer.BlobID(h.Sum(nil)) != b.ID {
-		c.problem("blob %v: content does not hash to its ID (corrupt)", b.ID)
+		c.problem("blob %v: content does not hash to its ID (corrupt; recorded without a CRC-32C)", b.ID)
 	}
 	return nil
 }

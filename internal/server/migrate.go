@@ -23,8 +23,8 @@ import (
 
 // TableCopier is the optional metadata-store capability that Migrate needs; both the sqlite and
 // the postgres store implement it. Rows are []any in a fixed column order per table, with
-// values []byte (nil: NULL), string, int64 or time.Time (zero: NULL); the stores' copy.go files
-// define the tables and columns identically.
+// values []byte (nil: NULL), string, int64 (nil: NULL, in a nullable integer column) or time.Time
+// (zero: NULL); the stores' copy.go files define the tables and columns identically.
 type TableCopier interface {
 	// ExportTable calls fn with every row of table (fn must not keep the slice).
 	ExportTable(ctx context.Context, table string, fn func(row []any) error) error
@@ -57,12 +57,13 @@ type MigrateConfig struct {
 }
 
 // Migrate copies everything a server stores from one pair of stores to another (e.g. SQLite and
-// disk to PostgreSQL and S3): blob bytes first (streamed; each blob's SHA-256 is checked against
-// its ID before it is copied), then every table of MigrateTables. It is
+// disk to PostgreSQL and S3): blob bytes first (streamed; each blob's bytes are checked against
+// its recorded CRC-32C as they are written, or for a blob recorded without one its SHA-256
+// against its ID first), then every table of MigrateTables. It is
 // resumable: blobs already present with the right size and rows already present are skipped, so
 // an interrupted run can simply be started again. It ends with a verification pass: per table,
 // row counts and an order-independent digest of the rows must match between source and
-// destination, and the destination must pass the fsck checks (every blob read back and hashed,
+// destination, and the destination must pass the fsck checks (every blob read back and checked,
 // every tree's state recomputed to its signed head). It returns the number of problems found.
 //
 // Run it while no server uses either side. The destination's server secret is not copied: with a
@@ -244,9 +245,10 @@ feed:
 var errMissingBlob = errors.New("missing in the source")
 
 // copyBlob copies one blob unless the destination has it with the right size already. Stores do
-// not hash what they store, so it reads the source twice: first to check that the bytes hash to
-// the blob's ID (a corrupt source blob is an error wrapping coffer.ErrCorrupt) and compute their
-// CRC-32C, then to copy them under that CRC, which the destination checks.
+// not hash what they store; a corrupt source blob is an error wrapping coffer.ErrCorrupt and
+// nothing is stored. A blob recorded with a CRC-32C is streamed once, under that CRC, which the
+// destination checks as it writes. One recorded without a CRC-32C is read twice: first to check
+// that its SHA-256 is its ID and compute its CRC-32C, then to copy it under that CRC.
 func copyBlob(ctx context.Context, from, to blobstore.Store, b metastore.BlobInfo) (bool, error) {
 	if n, err := to.Stat(ctx, b.ID); err == nil && n == b.Size {
 		return false, nil
@@ -258,19 +260,29 @@ func copyBlob(ctx context.Context, from, to blobstore.Store, b metastore.BlobInf
 	} else if !errors.Is(err, coffer.ErrNotFound) {
 		return false, fmt.Errorf("server: migrate: blob %v: destination: %w", b.ID, err)
 	}
-	h, c := sha256.New(), crc32.New(blobstore.CRC32C)
-	if err := readBlob(ctx, from, b.ID, io.MultiWriter(h, c)); err != nil {
-		return false, err
-	}
-	if coffer.BlobID(h.Sum(nil)) != b.ID {
-		return false, fmt.Errorf("server: migrate: blob %v: the source's bytes do not hash to the ID: %w", b.ID, coffer.ErrCorrupt)
+	crc := b.CRC32C
+	if !b.HasCRC {
+		h, c := sha256.New(), crc32.New(blobstore.CRC32C)
+		if err := readBlob(ctx, from, b.ID, io.MultiWriter(h, c)); err != nil {
+			return false, err
+		}
+		if coffer.BlobID(h.Sum(nil)) != b.ID {
+			return false, fmt.Errorf("server: migrate: blob %v: the source's bytes do not hash to the ID: %w", b.ID, coffer.ErrCorrupt)
+		}
+		crc = c.Sum32()
 	}
 	rc, err := from.Get(ctx, b.ID, 0, -1)
+	if errors.Is(err, coffer.ErrNotFound) {
+		return false, errMissingBlob
+	}
 	if err != nil {
 		return false, fmt.Errorf("server: migrate: blob %v: source: %w", b.ID, err)
 	}
 	defer rc.Close()
-	if _, err := to.Put(ctx, b.ID, rc, b.Size, c.Sum32()); err != nil {
+	if _, err := to.Put(ctx, b.ID, rc, b.Size, crc); err != nil {
+		if b.HasCRC && errors.Is(err, coffer.ErrCorrupt) {
+			return false, fmt.Errorf("server: migrate: blob %v: the source's bytes do not match the recorded size and CRC-32C: %w", b.ID, err)
+		}
 		return false, fmt.Errorf("server: migrate: blob %v: %w", b.ID, err)
 	}
 	return true, nil

@@ -96,6 +96,7 @@ func fillServer(t *testing.T, db, blobs string) []migrateData {
 	if _, err := CreateInviteIn(ctx, StoreConfig{DB: db}); err != nil {
 		t.Fatal(err)
 	}
+	addLegacyBlob(t, StoreConfig{DB: db, Blobs: blobs})
 	return out
 }
 
@@ -175,6 +176,7 @@ func TestMigrateSQLite(t *testing.T) {
 		}
 	}
 	checkServer(t, dst.DB, dst.Blobs, data)
+	checkBlobCRCsCopied(t, src, dst)
 
 	// Again: everything is present already.
 	n, out = migrate(t, src, dst)
@@ -252,10 +254,12 @@ func TestMigrateRoundTrip(t *testing.T) {
 		t.Fatalf("to PostgreSQL+S3: %d problems:\n%s", n, out)
 	}
 	checkServer(t, b.DB, b.Blobs, data)
+	checkBlobCRCsCopied(t, a, b)
 	if n, out := migrate(t, b, c); n != 0 {
 		t.Fatalf("back to SQLite+disk: %d problems:\n%s", n, out)
 	}
 	checkServer(t, c.DB, c.Blobs, data)
+	checkBlobCRCsCopied(t, a, c)
 	var buf bytes.Buffer
 	if n, err := FsckIn(context.Background(), b, &buf); n != 0 || err != nil {
 		t.Fatalf("fsck of PostgreSQL+S3: %d %v\n%s", n, err, buf.String())

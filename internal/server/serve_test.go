@@ -207,7 +207,7 @@ func TestFsck(t *testing.T) {
 	if err != nil || n != 2 { // the orphan is a note, not a problem
 		t.Fatalf("fsck: %d %v\n%s", n, err, out.String())
 	}
-	mustContain(t, out.String(), ids[0]+": content does not hash")
+	mustContain(t, out.String(), ids[0]+": content does not match its recorded CRC-32C (corrupt)")
 	mustContain(t, out.String(), ids[1]+": recorded (3 bytes) but missing")
 	mustContain(t, out.String(), "note: blob "+orphan+": orphan file")
 

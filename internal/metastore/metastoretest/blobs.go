@@ -26,8 +26,78 @@ func checkBlob(t *testing.T, s metastore.Store, want metastore.BlobInfo) {
 	t.Helper()
 	got, err := s.Blob(t.Context(), want.ID)
 	must(t, "Blob", err)
-	if got.ID != want.ID || got.Owner != want.Owner || got.Size != want.Size || !got.Created.Equal(want.Created) {
+	if !sameBlob(got, want) {
 		t.Fatalf("Blob(%s) = %+v, want %+v", want.ID, got, want)
+	}
+}
+
+// sameBlob reports whether two blob records are equal (Created as an instant).
+func sameBlob(a, b metastore.BlobInfo) bool {
+	return a.ID == b.ID && a.Owner == b.Owner && a.Size == b.Size && a.Created.Equal(b.Created) &&
+		a.CRC32C == b.CRC32C && a.HasCRC == b.HasCRC
+}
+
+// testBlobCRC: a blob's CRC-32C round-trips through AddBlob, Blob, AllBlobs and CollectableBlobs,
+// zero and all-ones included, distinct from a row recorded without one; a re-add refreshes
+// Created only, keeping the CRC-32C recorded first (or its absence).
+func testBlobCRC(t *testing.T, s metastore.Store) {
+	u := newUser(t, s, "alice")
+	blob := func(name string, crc uint32, has bool) metastore.BlobInfo {
+		return metastore.BlobInfo{ID: sha256.Sum256([]byte(name)), Owner: u.ID, Size: 10, Created: at(0), CRC32C: crc, HasCRC: has}
+	}
+	want := []metastore.BlobInfo{
+		blob("crc", 0x1234abcd, true),
+		blob("zero", 0, true),
+		blob("ones", 0xffffffff, true),
+		blob("high bit", 0x80000000, true),
+		blob("none", 0, false),
+	}
+	for _, b := range want {
+		must(t, "AddBlob", s.AddBlob(t.Context(), b))
+		checkBlob(t, s, b)
+	}
+	wantErr(t, "AddBlob of a CRC-32C without HasCRC", s.AddBlob(t.Context(), blob("bad", 7, false)), coffer.ErrInvalid)
+	_, err := s.Blob(t.Context(), blob("bad", 7, false).ID)
+	wantErr(t, "Blob refused as invalid", err, coffer.ErrNotFound)
+
+	// Re-adds: Created moves, the CRC-32C (or its absence) stays.
+	for i, b := range want {
+		again := b
+		again.Created = at(time.Hour)
+		again.CRC32C, again.HasCRC = 0x0badf00d, true
+		must(t, "AddBlob again", s.AddBlob(t.Context(), again))
+		want[i].Created = at(time.Hour)
+		checkBlob(t, s, want[i])
+	}
+	again := want[0]
+	again.CRC32C, again.HasCRC = 0, false
+	must(t, "AddBlob again without a CRC", s.AddBlob(t.Context(), again))
+	checkBlob(t, s, want[0])
+
+	byID := map[coffer.BlobID]metastore.BlobInfo{}
+	for _, b := range want {
+		byID[b.ID] = b
+	}
+	n := 0
+	for b, err := range s.AllBlobs(t.Context()) {
+		must(t, "AllBlobs", err)
+		if !sameBlob(b, byID[b.ID]) {
+			t.Fatalf("AllBlobs yielded %+v, want %+v", b, byID[b.ID])
+		}
+		n++
+	}
+	if n != len(want) {
+		t.Fatalf("AllBlobs yielded %d blobs, want %d", n, len(want))
+	}
+	got, err := s.CollectableBlobs(t.Context(), at(2*time.Hour), 100)
+	must(t, "CollectableBlobs", err)
+	if len(got) != len(want) {
+		t.Fatalf("CollectableBlobs returned %d blobs, want %d", len(got), len(want))
+	}
+	for _, b := range got {
+		if !sameBlob(b, byID[b.ID]) {
+			t.Fatalf("CollectableBlobs returned %+v, want %+v", b, byID[b.ID])
+		}
 	}
 }
 

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"SeqPerAccount", testSeqPerAccount},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"BlobBookkeeping", testBlobBookkeeping},
+		{"BlobCRC", testBlobCRC},
 		{"Quota", testQuota},
 		{"CollectableBlobs", testCollectable},
 		{"CollectableBlobsLimit", testCollectableLimit},

@@ -21,7 +21,7 @@ import (
 var errAddRace = errors.New("postgres: add blob: concurrent change")
 
 // AddBlob implements metastore.Blobs. ErrNotFound if the owner is not an account, ErrInvalid for
-// a negative size or a zero Created.
+// a negative size, a zero Created or a CRC32C without HasCRC.
 //
 // Locks: a re-add locks only the blob's row; a new blob is inserted first (a row no other
 // transaction can see or lock yet) and then the owner's usage row is updated, whose row lock
@@ -33,6 +33,9 @@ func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 	}
 	if b.Created.IsZero() {
 		return fmt.Errorf("postgres: add blob: zero created time: %w", coffer.ErrInvalid)
+	}
+	if b.CRC32C != 0 && !b.HasCRC {
+		return fmt.Errorf("postgres: add blob: a CRC-32C without HasCRC: %w", coffer.ErrInvalid)
 	}
 	for attempt := 0; ; attempt++ {
 		err := s.write(ctx, "add blob", func(tx pgx.Tx) error { return addBlobTx(ctx, tx, b) })
@@ -53,8 +56,8 @@ func addBlobTx(ctx context.Context, tx pgx.Tx, b metastore.BlobInfo) error {
 	if ct.RowsAffected() == 1 {
 		return nil
 	}
-	ct, err = tx.Exec(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
-		b.ID[:], b.Owner[:], b.Size, b.Created)
+	ct, err = tx.Exec(ctx, `INSERT INTO blobs (id, owner, size, created, crc32c) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO NOTHING`, b.ID[:], b.Owner[:], b.Size, b.Created, crcValue(b))
 	if isCode(err, "23503") { // foreign_key_violation
 		return fmt.Errorf("postgres: add blob: owner %s: %w", b.Owner, coffer.ErrNotFound)
 	}
@@ -94,16 +97,34 @@ func addBlobTx(ctx context.Context, tx pgx.Tx, b metastore.BlobInfo) error {
 	return fmt.Errorf("postgres: add blob: %d bytes used + %d > quota %d: %w", used, b.Size, quota, coffer.ErrQuota)
 }
 
+// crcValue is b's CRC-32C as a column value: NULL if b has none.
+func crcValue(b metastore.BlobInfo) any {
+	if !b.HasCRC {
+		return nil
+	}
+	return int64(b.CRC32C)
+}
+
+// blobCols are the columns scanBlob reads, in its order.
+const blobCols = `id, owner, size, created, crc32c`
+
 func scanBlob(row pgx.Row) (metastore.BlobInfo, error) {
 	var (
 		b         metastore.BlobInfo
 		id, owner []byte
 		created   time.Time
+		crc       pgtype.Int8
 	)
-	if err := row.Scan(&id, &owner, &b.Size, &created); err != nil {
+	if err := row.Scan(&id, &owner, &b.Size, &created, &crc); err != nil {
 		return b, err
 	}
 	b.Created = created.UTC()
+	if crc.Valid {
+		if crc.Int64 < 0 || crc.Int64 > 0xffffffff {
+			return b, fmt.Errorf("postgres: stored blob crc32c %d out of range: %w", crc.Int64, coffer.ErrCorrupt)
+		}
+		b.CRC32C, b.HasCRC = uint32(crc.Int64), true
+	}
 	if err := setID(b.ID[:], id, "blob id"); err != nil {
 		return b, err
 	}
@@ -112,7 +133,7 @@ func scanBlob(row pgx.Row) (metastore.BlobInfo, error) {
 
 // Blob implements metastore.Blobs.
 func (s *Store) Blob(ctx context.Context, id coffer.BlobID) (metastore.BlobInfo, error) {
-	b, err := scanBlob(s.pool.QueryRow(ctx, `SELECT id, owner, size, created FROM blobs WHERE id = $1`, id[:]))
+	b, err := scanBlob(s.pool.QueryRow(ctx, `SELECT `+blobCols+` FROM blobs WHERE id = $1`, id[:]))
 	if err != nil {
 		return metastore.BlobInfo{}, notFound(err, "blob "+id.String())
 	}
@@ -166,7 +187,7 @@ func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit in
 		}
 		rows, err = tx.Query(ctx, `DELETE FROM blobs b WHERE b.id = ANY($1) AND b.refs = 0
 			AND NOT EXISTS (SELECT 1 FROM node_blobs nb WHERE nb.blob = b.id)
-			RETURNING id, owner, size, created`, ids)
+			RETURNING `+blobCols, ids)
 		if err != nil {
 			return wrap(what+": delete", err)
 		}
@@ -232,7 +253,7 @@ func subtractUsage(ctx context.Context, tx pgx.Tx, removed []metastore.BlobInfo)
 // AllBlobs implements metastore.Blobs, in ID order, streamed.
 func (s *Store) AllBlobs(ctx context.Context) iter.Seq2[metastore.BlobInfo, error] {
 	return rowsSeq(ctx, s.pool, "all blobs", func(r pgx.Rows) (metastore.BlobInfo, error) { return scanBlob(r) },
-		`SELECT id, owner, size, created FROM blobs ORDER BY id`)
+		`SELECT `+blobCols+` FROM blobs ORDER BY id`)
 }
 
 // ReferencedBlobs implements metastore.Blobs, in ID order, streamed: computed from the reference

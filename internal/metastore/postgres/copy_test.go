@@ -60,6 +60,24 @@ func TestCopyTables(t *testing.T) {
 		t.Fatalf("boolean 2 accepted: %v", err)
 	}
 
+	// Blobs: the CRC-32C travels as an integer, or nil for a blob recorded without one.
+	withCRC, noCRC := bytes.Repeat([]byte{6}, 32), bytes.Repeat([]byte{7}, 32)
+	blobRows := [][]any{{withCRC, id, int64(10), created, int64(0xffffffff)}, {noCRC, id, int64(20), created, nil}}
+	if n, err := s.ImportRows(ctx, "blobs", blobRows); err != nil || n != 2 {
+		t.Fatalf("import blobs: %d %v", n, err)
+	}
+	if b, err := s.Blob(ctx, coffer.BlobID(withCRC)); err != nil || !b.HasCRC || b.CRC32C != 0xffffffff || b.Size != 10 {
+		t.Fatalf("imported blob with a CRC-32C reads back as %+v, %v", b, err)
+	}
+	if b, err := s.Blob(ctx, coffer.BlobID(noCRC)); err != nil || b.HasCRC || b.CRC32C != 0 || b.Size != 20 {
+		t.Fatalf("imported blob without a CRC-32C reads back as %+v, %v", b, err)
+	}
+	exported := map[byte]any{}
+	s.ExportTable(ctx, "blobs", func(r []any) error { exported[r[0].([]byte)[0]] = r[4]; return nil })
+	if len(exported) != 2 || exported[6] != int64(0xffffffff) || exported[7] != nil {
+		t.Fatalf("exported blob CRCs %v", exported)
+	}
+
 	// Bad input: nothing of the batch is inserted.
 	other := append([]any(nil), row...)
 	other[0], other[1] = bytes.Repeat([]byte{9}, 16), "bob"
@@ -71,6 +89,7 @@ func TestCopyTables(t *testing.T) {
 		"short row":       {"accounts", [][]any{other, row[:3]}},
 		"wrong type":      {"accounts", [][]any{other, {id, 7, created, nil, nil, nil, nil, nil, nil, int64(0), nil, tree, int64(0)}}},
 		"time not a time": {"invites", [][]any{{"code", "yesterday", nil, nil}}},
+		"crc not an int":  {"blobs", [][]any{{bytes.Repeat([]byte{8}, 32), id, int64(1), created, "crc"}}},
 	} {
 		if _, err := s.ImportRows(ctx, c.table, c.rows); !errors.Is(err, coffer.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)

@@ -14,13 +14,16 @@ import (
 )
 
 // AddBlob implements metastore.Blobs. ErrNotFound if the owner is not an account, ErrInvalid for
-// a negative size or a zero Created.
+// a negative size, a zero Created or a CRC32C without HasCRC.
 func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 	if b.Size < 0 {
 		return fmt.Errorf("sqlite: add blob: negative size %d: %w", b.Size, coffer.ErrInvalid)
 	}
 	if b.Created.IsZero() {
 		return fmt.Errorf("sqlite: add blob: zero created time: %w", coffer.ErrInvalid)
+	}
+	if b.CRC32C != 0 && !b.HasCRC {
+		return fmt.Errorf("sqlite: add blob: a CRC-32C without HasCRC: %w", coffer.ErrInvalid)
 	}
 	wait := ctx
 	ctx = context.WithoutCancel(ctx) // a group member's statements must not be interrupted
@@ -49,8 +52,8 @@ func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 		if quota > 0 && used+b.Size > quota {
 			return fmt.Errorf("sqlite: add blob: %d bytes used + %d > quota %d: %w", used, b.Size, quota, coffer.ErrQuota)
 		}
-		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES (?, ?, ?, ?)`,
-			b.ID[:], b.Owner[:], b.Size, b.Created.UnixNano()); err != nil {
+		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created, crc32c) VALUES (?, ?, ?, ?, ?)`,
+			b.ID[:], b.Owner[:], b.Size, b.Created.UnixNano(), crcValue(b)); err != nil {
 			return fmt.Errorf("sqlite: add blob: %w", err)
 		}
 		if _, err := s.wq.in(tx).ExecContext(ctx, `INSERT INTO usage (account, bytes, count) VALUES (?, ?, 1)
@@ -62,16 +65,34 @@ func (s *Store) AddBlob(ctx context.Context, b metastore.BlobInfo) error {
 	})
 }
 
+// crcValue is b's CRC-32C as a column value: NULL if b has none.
+func crcValue(b metastore.BlobInfo) any {
+	if !b.HasCRC {
+		return nil
+	}
+	return int64(b.CRC32C)
+}
+
+// blobCols are the columns scanBlob reads, in its order.
+const blobCols = `id, owner, size, created, crc32c`
+
 func scanBlob(sc interface{ Scan(...any) error }) (metastore.BlobInfo, error) {
 	var (
 		b         metastore.BlobInfo
 		id, owner []byte
 		created   int64
+		crc       sql.NullInt64
 	)
-	if err := sc.Scan(&id, &owner, &b.Size, &created); err != nil {
+	if err := sc.Scan(&id, &owner, &b.Size, &created, &crc); err != nil {
 		return b, err
 	}
 	b.Created = time.Unix(0, created).UTC()
+	if crc.Valid {
+		if crc.Int64 < 0 || crc.Int64 > 0xffffffff {
+			return b, fmt.Errorf("sqlite: stored blob crc32c %d out of range: %w", crc.Int64, coffer.ErrCorrupt)
+		}
+		b.CRC32C, b.HasCRC = uint32(crc.Int64), true
+	}
 	if err := setID(b.ID[:], id, "blob id"); err != nil {
 		return b, err
 	}
@@ -80,7 +101,7 @@ func scanBlob(sc interface{ Scan(...any) error }) (metastore.BlobInfo, error) {
 
 // Blob implements metastore.Blobs.
 func (s *Store) Blob(ctx context.Context, id coffer.BlobID) (metastore.BlobInfo, error) {
-	b, err := scanBlob(s.rq.QueryRowContext(ctx, `SELECT id, owner, size, created FROM blobs WHERE id = ?`, id[:]))
+	b, err := scanBlob(s.rq.QueryRowContext(ctx, `SELECT `+blobCols+` FROM blobs WHERE id = ?`, id[:]))
 	if err != nil {
 		return metastore.BlobInfo{}, notFound(err, "blob %s", id)
 	}
@@ -115,7 +136,7 @@ func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit in
 		out = out[:0]
 		// refs (raised by commits, lowered by a trigger) finds the candidates through a partial index; the NOT EXISTS
 		// re-checks each one, so a wrong count could only delay collection, never lose data.
-		rows, err := s.wq.in(tx).QueryContext(ctx, `SELECT id, owner, size, created FROM blobs
+		rows, err := s.wq.in(tx).QueryContext(ctx, `SELECT `+blobCols+` FROM blobs
 			WHERE refs = 0 AND created < ? AND NOT EXISTS (SELECT 1 FROM node_blobs nb WHERE nb.blob = blobs.id)
 			ORDER BY created, id LIMIT ?`, cutoff.UnixNano(), limit)
 		if err != nil {
@@ -153,7 +174,7 @@ func (s *Store) CollectableBlobs(ctx context.Context, cutoff time.Time, limit in
 // AllBlobs implements metastore.Blobs, streaming from one read connection.
 func (s *Store) AllBlobs(ctx context.Context) iter.Seq2[metastore.BlobInfo, error] {
 	return rowsSeq(ctx, s.rq, "all blobs", func(r *sql.Rows) (metastore.BlobInfo, error) { return scanBlob(r) },
-		`SELECT id, owner, size, created FROM blobs ORDER BY id`)
+		`SELECT `+blobCols+` FROM blobs ORDER BY id`)
 }
 
 // ReferencedBlobs implements metastore.Blobs, in ID order, streaming from one read connection.

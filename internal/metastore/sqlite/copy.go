@@ -18,7 +18,8 @@ import (
 // node_blobs row it inserts (a commit does the same, see commitTx).
 //
 // Column types: B bytes NOT NULL ([]byte), b bytes or NULL ([]byte, nil), s text (string),
-// i integer (int64), o boolean (int64 0 or 1), t time or NULL (time.Time, zero).
+// i integer (int64), n integer or NULL (int64, nil), o boolean (int64 0 or 1), t time or NULL
+// (time.Time, zero).
 var copyTables = map[string]struct{ cols, types string }{
 	"accounts":    {"id,username,created,kdf,login_key,master_key,recovery_login_key,recovery_master_key,bundle,bundle_gen,public_keys,tree,quota", "BstbbbbbbibBi"},
 	"usage":       {"account,bytes,count", "Bii"},
@@ -26,7 +27,7 @@ var copyTables = map[string]struct{ cols, types string }{
 	"trees":       {"id,owner,version,head,buckets", "BBiBb"},
 	"nodes":       {"tree,node,parent,kind,version,hash,record", "BBBiiBB"},
 	"history":     {"tree,node,version,kind,hash,record", "BBiiBB"},
-	"blobs":       {"id,owner,size,created", "BBit"},
+	"blobs":       {"id,owner,size,created,crc32c", "BBitn"},
 	"node_blobs":  {"tree,node,version,blob", "BBiB"},
 	"folders":     {"tree,folder,bucket,count,root", "BBiiB"},
 	"changes":     {"account,seq,tree,version,head,ops", "BiBiBB"},
@@ -72,6 +73,8 @@ func (s *Store) ExportTable(ctx context.Context, table string, fn func(row []any
 			dst[i] = new(string)
 		case 'i', 'o':
 			dst[i] = new(int64)
+		case 'n':
+			dst[i] = new(sql.NullInt64)
 		case 't':
 			dst[i] = new(sql.NullInt64)
 		}
@@ -89,6 +92,11 @@ func (s *Store) ExportTable(ctx context.Context, table string, fn func(row []any
 				row[i] = *dst[i].(*string)
 			case 'i':
 				row[i] = *dst[i].(*int64)
+			case 'n':
+				row[i] = nil
+				if n := *dst[i].(*sql.NullInt64); n.Valid {
+					row[i] = n.Int64
+				}
 			case 'o':
 				row[i] = min(*dst[i].(*int64), 1)
 			case 't':
@@ -179,6 +187,13 @@ func importValue(t rune, v any) (any, error) {
 			return s, nil
 		}
 	case 'i':
+		if i, ok := v.(int64); ok {
+			return i, nil
+		}
+	case 'n':
+		if v == nil {
+			return nil, nil
+		}
 		if i, ok := v.(int64); ok {
 			return i, nil
 		}
