@@ -280,6 +280,7 @@ func (u *UploadLink) sendContent(ctx context.Context, it dropItem, f *os.File, f
 	for first := uint64(0); first < n; first += packChunks {
 		off := 0
 		last := min(first+packChunks, n)
+		lengths := make([]uint32, 0, last-first)
 		for i := first; i < last; i++ {
 			plen := int(format.ChunkPlainLen(size, cs, i))
 			p := buf[off : off+plen]
@@ -292,9 +293,10 @@ func (u *UploadLink) sendContent(ctx context.Context, it dropItem, f *os.File, f
 			h.Write(p)
 			ciph.Seal(buf[off:off], p, i, i == n-1)
 			chunks[i] = format.ChunkRef{Offset: uint64(off), Length: uint32(plen + 16)}
+			lengths = append(lengths, uint32(plen+16))
 			off += plen + 16
 		}
-		blob, err := u.putBlob(ctx, buf[:off])
+		blob, err := u.putBlob(ctx, buf[:off], lengths)
 		if err != nil {
 			return 0, fmt.Errorf("client: upload %s: %w", it.local, err)
 		}
@@ -317,8 +319,8 @@ func (u *UploadLink) sendContent(ctx context.Context, it dropItem, f *os.File, f
 
 // putBlob uploads one blob through the link and checks the server's acknowledgement (see
 // Client.putBlob).
-func (u *UploadLink) putBlob(ctx context.Context, b []byte) (coffer.BlobID, error) {
-	id, err := putBlobAt(ctx, u.tr, "/v1/links/"+u.hexID+"/blobs/", b)
+func (u *UploadLink) putBlob(ctx context.Context, b []byte, lengths []uint32) (coffer.BlobID, error) {
+	id, err := putBlobAt(ctx, u.tr, "/v1/links/"+u.hexID+"/blobs/", b, lengths)
 	if err != nil {
 		return coffer.BlobID{}, uploadLinkError(err)
 	}

@@ -513,7 +513,11 @@ func (u *uploader) sendPack(p *upPack) error {
 			return err
 		}
 	}
-	blob, err := u.c.putBlob(u.ctx, p.buf[:p.n])
+	lengths := make([]uint32, len(p.entries))
+	for k, e := range p.entries {
+		lengths[k] = uint32(e.plen + 16)
+	}
+	blob, err := u.c.putBlob(u.ctx, p.buf[:p.n], lengths)
 	if err != nil {
 		return err
 	}
@@ -544,17 +548,21 @@ func (u *uploader) sendPack(p *upPack) error {
 }
 
 // putBlob uploads one blob (retried on network errors: a blob upload is idempotent) under its
-// SHA-256, which it computes, with the CRC-32C the server checks the body against. It checks that
-// the server acknowledges that very blob and size: a record must never name bytes the server did
-// not store. A mismatch is an error wrapping coffer.ErrCorrupt.
-func (c *Client) putBlob(ctx context.Context, b []byte) (coffer.BlobID, error) {
-	return putBlobAt(ctx, c.http, "/v1/trees/"+c.tree.String()+"/blobs/", b)
+// name (format.BlobName of the blob's chunks, whose lengths are given in order), with the CRC-32C
+// the server checks the body against. It checks that the server acknowledges that very blob and
+// size: a record must never name bytes the server did not store. A mismatch is an error wrapping
+// coffer.ErrCorrupt.
+func (c *Client) putBlob(ctx context.Context, b []byte, lengths []uint32) (coffer.BlobID, error) {
+	return putBlobAt(ctx, c.http, "/v1/trees/"+c.tree.String()+"/blobs/", b, lengths)
 }
 
-// putBlobAt uploads b with PUT prefix+ID (the blob upload of PROTOCOL.md §4) and checks the
+// putBlobAt uploads b with PUT prefix+name (the blob upload of PROTOCOL.md §4) and checks the
 // acknowledgement; see putBlob.
-func putBlobAt(ctx context.Context, t *transport, prefix string, b []byte) (coffer.BlobID, error) {
-	want := coffer.BlobID(sha256.Sum256(b))
+func putBlobAt(ctx context.Context, t *transport, prefix string, b []byte, lengths []uint32) (coffer.BlobID, error) {
+	want, err := format.BlobName(b, lengths)
+	if err != nil {
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob: %w", err)
+	}
 	resp, err := t.do(ctx, call{method: "PUT", path: prefix + want.String(), body: b, ctype: "application/octet-stream",
 		header: http.Header{api.HeaderCRC32C: {api.FormatCRC32C(crc32.Checksum(b, crc32c))}}, retry: true})
 	if err != nil {
@@ -569,7 +577,7 @@ func putBlobAt(ctx context.Context, t *transport, prefix string, b []byte) (coff
 		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: the server acknowledged %d of %d bytes: %w", want, out.Size, len(b), coffer.ErrCorrupt)
 	}
 	if out.Blob != want {
-		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: the server acknowledged it as blob %s, which is not the SHA-256 of the bytes sent: %w", want, out.Blob, coffer.ErrCorrupt)
+		return coffer.BlobID{}, fmt.Errorf("client: upload blob %s: the server acknowledged it as blob %s, not the name it was sent under: %w", want, out.Blob, coffer.ErrCorrupt)
 	}
 	return out.Blob, nil
 }

@@ -3,6 +3,7 @@ package format
 import (
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -87,4 +88,38 @@ func ChunkPlainLen(size uint64, chunkSize uint32, i uint64) uint32 {
 // ValidChunkSize reports whether cs is a power of two in [MinChunkSize, MaxChunkSize].
 func ValidChunkSize(cs uint32) bool {
 	return cs >= MinChunkSize && cs <= MaxChunkSize && cs&(cs-1) == 0
+}
+
+// BlobName returns the name a writer gives a blob that holds sealed chunks of the given lengths
+// (plaintext length + 16 each), in order and nothing else (§8):
+//
+//	H("coffer/v1 blob" || \0 || n u32 || n × (length u32 || tag[16]))
+//
+// where tag is the last 16 bytes of each chunk. The name costs a hash of 20 bytes per chunk
+// instead of one over the whole blob; it is unique because the tags are GCM tags under fresh
+// content keys, and the same sealed chunks always get the same name (an interrupted upload
+// resumes under it). Readers never rely on it: the chunks' AEAD is what they check. The lengths
+// must each be at least 16 and add up to len(blob) (errors wrap coffer.ErrInvalid).
+func BlobName(blob []byte, lengths []uint32) (coffer.BlobID, error) {
+	n := len(lengths)
+	if uint64(n) > 1<<32-1 {
+		return coffer.BlobID{}, fmt.Errorf("format: blob name: %d chunks: %w", n, coffer.ErrInvalid)
+	}
+	buf := make([]byte, 0, len("coffer/v1 blob")+1+4+n*20)
+	buf = append(buf, "coffer/v1 blob\x00"...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(n))
+	off := 0
+	for i, l := range lengths {
+		if l < tagSize || uint64(off)+uint64(l) > uint64(len(blob)) {
+			return coffer.BlobID{}, fmt.Errorf("format: blob name: chunk %d of %d bytes at offset %d does not fit a %d-byte blob: %w",
+				i, l, off, len(blob), coffer.ErrInvalid)
+		}
+		off += int(l)
+		buf = binary.BigEndian.AppendUint32(buf, l)
+		buf = append(buf, blob[off-tagSize:off]...)
+	}
+	if off != len(blob) {
+		return coffer.BlobID{}, fmt.Errorf("format: blob name: chunks of %d bytes in a %d-byte blob: %w", off, len(blob), coffer.ErrInvalid)
+	}
+	return coffer.BlobID(sha256.Sum256(buf)), nil
 }

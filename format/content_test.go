@@ -2,6 +2,10 @@ package format
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 
@@ -148,4 +152,59 @@ func TestBodyTLV(t *testing.T) {
 	}
 	_, err = parseBody(cat(name, mtime, mode, content(badCommit)), "body x")
 	wantErr(t, err, coffer.ErrAuth, "body x")
+}
+
+// TestBlobName: the name is H over the chunks' lengths and tags (§8), so it changes with any tag
+// or length and not with the other ciphertext bytes (which is why readers must not rely on it:
+// the AEAD protects those); layouts that do not tile the blob are refused.
+func TestBlobName(t *testing.T) {
+	c := NewContentKey().Cipher()
+	var blob []byte
+	var lengths []uint32
+	for i, p := range []string{"one", "two two", "three three three"} {
+		ch := c.Seal(nil, []byte(p), uint64(i), i == 2)
+		blob = append(blob, ch...)
+		lengths = append(lengths, uint32(len(ch)))
+	}
+	got, err := BlobName(blob, lengths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte("coffer/v1 blob\x00\x00\x00\x00\x03")
+	off := 0
+	for _, l := range lengths {
+		off += int(l)
+		want = binary.BigEndian.AppendUint32(want, l)
+		want = append(want, blob[off-16:off]...)
+	}
+	if got != coffer.BlobID(sha256.Sum256(want)) {
+		t.Fatalf("BlobName = %x; want H of %x", got, want)
+	}
+	if again, _ := BlobName(bytes.Clone(blob), lengths); again != got {
+		t.Error("the same chunks got another name")
+	}
+	tag := bytes.Clone(blob)
+	tag[len(tag)-1] ^= 1
+	if n, _ := BlobName(tag, lengths); n == got {
+		t.Error("a changed tag kept the name")
+	}
+	body := bytes.Clone(blob)
+	body[0] ^= 1
+	if n, _ := BlobName(body, lengths); n != got {
+		t.Error("a changed non-tag byte changed the name (the rule hashes tags only)")
+	}
+	moved := []uint32{lengths[0] + 1, lengths[1] - 1, lengths[2]}
+	if n, _ := BlobName(blob, moved); n == got {
+		t.Error("another chunk layout kept the name")
+	}
+	for name, l := range map[string][]uint32{
+		"short": {lengths[0], lengths[1]}, "long": append(slices.Clone(lengths), 16), "tiny": {15, uint32(len(blob) - 15)},
+	} {
+		if _, err := BlobName(blob, l); !errors.Is(err, coffer.ErrInvalid) {
+			t.Errorf("%s layout: err = %v; want ErrInvalid", name, err)
+		}
+	}
+	if n, err := BlobName(nil, nil); err != nil || n != coffer.BlobID(sha256.Sum256([]byte("coffer/v1 blob\x00\x00\x00\x00\x00"))) {
+		t.Errorf("empty blob: %x, %v", n, err)
+	}
 }

@@ -124,6 +124,7 @@ func Vectors(previous ...*Vector) ([]*Vector, error) {
 	s.records()
 	s.heads()
 	s.chunks()
+	s.blobNames()
 	if err := s.sharing(); err != nil {
 		return nil, err
 	}
@@ -346,6 +347,37 @@ func (s *vectorSet) chunks() {
 	s.add("chunk_wrong_final", ExpectAuth, "chunk", "sealed as final, opened as a middle chunk (extension)", c.Seal(nil, plain, 7, true), fields(7, false)...)
 	s.add("chunk_reordered", ExpectAuth, "chunk", "chunk 0 served as chunk 1", c.Seal(nil, plain, 0, false), fields(1, false)...)
 	s.add("chunk_other_key", ExpectAuth, "chunk", "chunk of another file version", ContentKey(random32(rng)).Cipher().Seal(nil, plain, 0, false), fields(0, false)...)
+}
+
+// blobNames: the name of a pack holding chunks of two files (§8).
+func (s *vectorSet) blobNames() {
+	rng := vecRand("blob name")
+	a, b := ContentKey(random32(rng)).Cipher(), ContentKey(random32(rng)).Cipher()
+	var blob []byte
+	var lengths []uint32
+	for _, ch := range [][]byte{
+		a.Seal(nil, []byte("first chunk of file a"), 0, false),
+		a.Seal(nil, []byte("last chunk of file a"), 1, true),
+		b.Seal(nil, []byte("file b, one chunk"), 0, true),
+	} {
+		blob = append(blob, ch...)
+		lengths = append(lengths, uint32(len(ch)))
+	}
+	name, err := BlobName(blob, lengths)
+	if err != nil {
+		panic(err)
+	}
+	ls := func(l []uint32) string {
+		var parts []string
+		for _, x := range l {
+			parts = append(parts, strconv.FormatUint(uint64(x), 10))
+		}
+		return strings.Join(parts, ",")
+	}
+	s.add("blob_name", ExpectSuccess, "blob name", "a pack of three chunks of two files", blob, "lengths", ls(lengths), "name", hx(name[:]))
+	s.add("blob_name_short", ExpectParse, "blob name", "the chunk lengths add up to more than the blob", blob[:len(blob)-1], "lengths", ls(lengths))
+	s.add("blob_name_gap", ExpectParse, "blob name", "the chunks do not cover the blob", append(slices.Clone(blob), 0), "lengths", ls(lengths))
+	s.add("blob_name_tiny_chunk", ExpectParse, "blob name", "a chunk shorter than a tag", blob, "lengths", ls([]uint32{15, uint32(len(blob) - 15)}))
 }
 
 func sha256Commit(ck ContentKey) []byte { c := ck.Commitment(); return c[:] }

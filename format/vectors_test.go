@@ -190,6 +190,20 @@ func checkVector(v *Vector) error {
 		}
 		return errors.Join(expectEq(v, "plaintext", pt), expectEq(v, "commitment", sha256Commit(ck)),
 			reencode(v, ck.Cipher().Seal(nil, pt, idx, v.Get("final") == "true")))
+	case "blob name":
+		var lengths []uint32
+		for _, f := range strings.Split(v.Get("lengths"), ",") {
+			l, err := strconv.ParseUint(f, 10, 32)
+			if err != nil {
+				panic(fmt.Sprintf("vector %s: lengths: %v", v.Name, err))
+			}
+			lengths = append(lengths, uint32(l))
+		}
+		name, err := BlobName(v.Data, lengths)
+		if err != nil {
+			return err
+		}
+		return expectEq(v, "name", name[:])
 	case "state":
 		return checkStateVector(v)
 	case "link":
