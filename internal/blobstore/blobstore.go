@@ -1,5 +1,5 @@
-// Package blobstore defines where the server keeps blob bytes: immutable ciphertext named by its
-// SHA-256. Implementations: disk (the embedded default) and s3. Every implementation passes
+// Package blobstore defines where the server keeps blob bytes: immutable ciphertext under the
+// 32-byte name its uploader gave it (doc/FORMAT.md §8). Implementations: disk (the embedded default) and s3. Every implementation passes
 // blobstoretest.Run.
 //
 // The store does not hash what it stores: the caller names each blob (the server takes the ID the

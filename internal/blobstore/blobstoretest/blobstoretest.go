@@ -78,7 +78,7 @@ func data(seed uint64, n int) []byte {
 // crc is the CRC-32C of b.
 func crc(b []byte) uint32 { return crc32.Checksum(b, blobstore.CRC32C) }
 
-// put stores b under its SHA-256 (named by the caller, as the server's clients do) and checks
+// put stores b under its SHA-256 (any unique name will do: the caller names blobs, as the server's clients do) and checks
 // that it was not stored before.
 func put(t *testing.T, s blobstore.Store, b []byte) coffer.BlobID {
 	t.Helper()
