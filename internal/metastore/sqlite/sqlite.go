@@ -40,13 +40,20 @@ var schemaFS embed.FS
 // busyTimeoutMS is how long a connection waits for a lock held by another connection.
 const busyTimeoutMS = 10_000
 
-// mmapSize is how much of the database file each connection maps into memory; cacheKiB is each
-// connection's page cache. Mapped pages a query touches count as the server's resident memory
-// (listing a folder of 100,000 entries touched ~250 MiB with a 1 GiB map), while pread into the
-// bounded page cache costs a few milliseconds per such listing, so the map is kept small.
+// mmapSize is how much of the database file the write connection maps into memory; cacheKiB is
+// its page cache. Mapped pages a query touches count as the server's resident memory (listing a
+// folder of 100,000 entries touched ~250 MiB with a 1 GiB map), while pread into the bounded page
+// cache costs a few milliseconds per such listing, so the map is kept small.
+//
+// Readers map nothing and keep a smaller cache (readerCacheKiB): every connection that maps the
+// file counts the same page-cache pages in the server's RSS again, and up to idleReaders caches
+// stay allocated between bursts. With the writer's sizes on the readers too, a 100,000-file put
+// left the server at 140-160 MiB; with these, 100-115 MiB, at the same put and listing times and
+// load-benchmark throughput (doc/SCALING.md, session 4).
 const (
-	mmapSize = 16 << 20
-	cacheKiB = 8 << 10
+	mmapSize       = 16 << 20
+	cacheKiB       = 8 << 10
+	readerCacheKiB = 2 << 10
 )
 
 // maxReaders bounds the read pool. A caller that runs other queries while iterating Children,
@@ -115,7 +122,9 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", path+pragmas+"&_pragma=query_only(1)")
+	rp := strings.NewReplacer("mmap_size("+strconv.Itoa(mmapSize)+")", "mmap_size(0)",
+		"cache_size(-"+strconv.Itoa(cacheKiB)+")", "cache_size(-"+strconv.Itoa(readerCacheKiB)+")").Replace(pragmas)
+	r, err := sql.Open("sqlite", path+rp+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)

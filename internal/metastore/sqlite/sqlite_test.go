@@ -51,14 +51,17 @@ func TestPragmas(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "meta.db"))
 	defer s.Close()
 	for _, db := range []struct {
-		name string
-		q    func(string) (string, error)
+		name        string
+		q           func(string) (string, error)
+		mmap, cache string
 	}{
-		{"writer", func(p string) (v string, err error) { err = s.w.QueryRow("PRAGMA " + p).Scan(&v); return }},
-		{"reader", func(p string) (v string, err error) { err = s.r.QueryRow("PRAGMA " + p).Scan(&v); return }},
+		{"writer", func(p string) (v string, err error) { err = s.w.QueryRow("PRAGMA " + p).Scan(&v); return },
+			fmt.Sprint(mmapSize), fmt.Sprint(-cacheKiB)},
+		{"reader", func(p string) (v string, err error) { err = s.r.QueryRow("PRAGMA " + p).Scan(&v); return },
+			"0", fmt.Sprint(-readerCacheKiB)},
 	} {
 		for p, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1",
-			"busy_timeout": fmt.Sprint(busyTimeoutMS)} {
+			"busy_timeout": fmt.Sprint(busyTimeoutMS), "mmap_size": db.mmap, "cache_size": db.cache} {
 			got, err := db.q(p)
 			if err != nil || got != want {
 				t.Errorf("%s: PRAGMA %s = %q, %v; want %q", db.name, p, got, err, want)
