@@ -300,7 +300,12 @@ func (u *uploader) readFile(f *upFile) error {
 			return err
 		}
 	}
-	f.ciph = f.key.Cipher()
+	if big {
+		// Small files get their cipher when their pack is sealed (sendPack): a pack of tiny files
+		// holds up to ~250,000 of them, and a GCM instance each (~600 bytes) was most of the
+		// memory of a 100,000-file put.
+		f.ciph = f.key.Cipher()
+	}
 
 	h := sha256.New()
 	if !big && n > 0 {
@@ -493,14 +498,20 @@ func (u *uploader) reusePack(fh *os.File, f *upFile, h io.Writer, p journalPack)
 // the chunk references.
 func (u *uploader) sendPack(p *upPack) error {
 	defer u.release(p)
+	var (
+		ciph *format.ContentCipher
+		of   *upFile
+	)
 	for _, e := range p.entries {
-		last := e.idx == uint64(len(e.f.chunks))-1
-		e.f.ciph.Seal(p.buf[e.off:e.off], p.buf[e.off:e.off+e.plen], e.idx, last)
-	}
-	if p.big == nil { // small files are never split: every chunk of these files is sealed
-		for _, e := range p.entries {
-			e.f.ciph = nil
+		switch {
+		case e.f.ciph != nil: // a big file's
+			ciph = e.f.ciph
+		case e.f != of: // a small file's chunks are consecutive in one pack
+			ciph = e.f.key.Cipher()
 		}
+		of = e.f
+		last := e.idx == uint64(len(e.f.chunks))-1
+		ciph.Seal(p.buf[e.off:e.off], p.buf[e.off:e.off+e.plen], e.idx, last)
 	}
 	if j := p.big; j != nil && j.journal != nil {
 		idx := make([]uint64, len(p.entries))
