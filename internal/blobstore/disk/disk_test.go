@@ -79,6 +79,54 @@ func TestLayout(t *testing.T) {
 	}
 }
 
+// TestTempLayout: an upload in progress is a temporary file in tmp/ab/ (ab: the blob's first
+// byte), not in one folder shared by every upload; a temporary folder removed behind the store's
+// back is made again.
+func TestTempLayout(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte("an upload in progress")
+	id := coffer.BlobID(sha256.Sum256(b))
+	h := id.String()
+	for round := range 2 {
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Put(t.Context(), id, pr, int64(len(b)), crc32.Checksum(b, blobstore.CRC32C))
+			done <- err
+		}()
+		if _, err := pw.Write(b[:5]); err != nil { // the Put has its temporary file now
+			t.Fatal(err)
+		}
+		entries, err := os.ReadDir(filepath.Join(dir, "tmp", h[:2]))
+		if err != nil || len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), "put-") {
+			t.Fatalf("round %d: tmp/%s/ holds %v (%v); want one put-* file", round, h[:2], entries, err)
+		}
+		if top, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(top) != 1 || !top[0].IsDir() {
+			t.Fatalf("round %d: tmp/ holds %v; want only the folder %s", round, top, h[:2])
+		}
+		pw.Write(b[5:])
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 { // again, with the temporary folder gone and the blob stored (a re-upload)
+			if err := os.RemoveAll(filepath.Join(dir, "tmp", h[:2])); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, "blobs", h[:2], h[2:4], h)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := countFiles(t, filepath.Join(dir, "tmp")); n != 0 {
+		t.Fatalf("%d temporary files left", n)
+	}
+}
+
 func TestNewRemovesStaleTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := New(dir); err != nil {
@@ -86,6 +134,12 @@ func TestNewRemovesStaleTempFiles(t *testing.T) {
 	}
 	stale := filepath.Join(dir, "tmp", "put-123")
 	if err := os.WriteFile(stale, []byte("half an upload"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp", "ab"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tmp", "ab", "put-456"), []byte("half an upload"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "tmp", "junkdir"), 0o700); err != nil {
