@@ -2,6 +2,7 @@ package metastoretest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"sync"
@@ -356,5 +357,29 @@ func testCollectRacesCommit(t *testing.T, s metastore.Store) {
 		if collected[id] {
 			t.Errorf("blob %s was collected but is referenced", id)
 		}
+	}
+}
+
+// BlobCRCUpgrade checks the schema change that added blob CRC-32Cs, for a store implementation:
+// a blob recorded before it keeps its row and has no CRC-32C afterwards (fsck checks those the
+// old way), and blobs recorded afterwards keep theirs. s is a fresh store; downgrade takes its
+// database back to the schema before the change (drop the column, forget the migration) and
+// closes it; reopen opens it again, which must apply the migration.
+func BlobCRCUpgrade(t *testing.T, s metastore.Store, downgrade func(ctx context.Context) error, reopen func() metastore.Store) {
+	t.Helper()
+	ctx := t.Context()
+	u := newUser(t, s, "alice")
+	old := metastore.BlobInfo{ID: sha256.Sum256([]byte("old")), Owner: u.ID, Size: 42, Created: at(time.Second)}
+	must(t, "AddBlob before the downgrade", s.AddBlob(ctx, old))
+	must(t, "downgrade", downgrade(ctx))
+	s = reopen()
+	if b, err := s.Blob(ctx, old.ID); err != nil || b != old {
+		t.Fatalf("blob recorded before the migration: %+v %v, want %+v (no CRC-32C)", b, err, old)
+	}
+	nb := metastore.BlobInfo{ID: sha256.Sum256([]byte("new")), Owner: u.ID, Size: 7, Created: at(2 * time.Second),
+		CRC32C: 0xdeadbeef, HasCRC: true}
+	must(t, "AddBlob after the migration", s.AddBlob(ctx, nb))
+	if b, err := s.Blob(ctx, nb.ID); err != nil || b != nb {
+		t.Fatalf("blob recorded after the migration: %+v %v, want %+v", b, err, nb)
 	}
 }
